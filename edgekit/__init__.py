@@ -1,0 +1,25 @@
+"""edgekit: take a trained model to an edge device.
+
+The public API for plugin authors is re-exported here; heavy modules (onnx, torch, tvm) are only
+imported where they are used, so ``edgekit --help`` stays fast."""
+
+from __future__ import annotations
+
+import pluggy
+
+from edgekit.backends import Artifact, Backend
+from edgekit.context import BuildContext
+from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError
+from edgekit.passes import Pass, PassRecord, Tolerance, model_pass
+from edgekit.runners import Runner, RunResult
+from edgekit.target import Target
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("edgekit")
+
+__all__ = [
+    "Artifact", "Backend", "BuildContext", "BuildError", "EdgekitError", "Pass", "PassRecord",
+    "PluginError", "RunResult", "Runner", "Target", "Tolerance", "UsageError", "hookimpl",
+    "model_pass", "__version__",
+]

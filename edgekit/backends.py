@@ -1,0 +1,58 @@
+"""Back ends turn the final ONNX model into an artifact for a target (C library, shared object...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgekit.passes import Tolerance
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgekit.context import BuildContext
+    from edgekit.target import Target
+
+
+@dataclass
+class Artifact:
+    """What a back end wrote. ``files`` are relative to the output directory; ``metadata`` goes into
+    ``report.json`` under ``backend`` and is what a runner reads to run the artifact later."""
+
+    backend: str
+    files: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class for back ends. Subclasses set ``name`` and implement ``supported_ops`` and ``build``."""
+
+    name: str = ""
+    description: str = ""
+    plugin: str = ""  # set by the registry
+    # How close a run of the artifact must come to onnxruntime on the reference model.
+    tolerance: Tolerance = Tolerance(atol=1e-4, rtol=1e-3)
+
+    def supported_ops(self, target: Target) -> set[str]:
+        """ONNX op types (``"Conv"``, or ``"domain::Op"`` outside the default domain) this back end
+        runs on ``target``. ``edgekit inspect`` reports these; ``check`` refuses anything else."""
+        raise NotImplementedError
+
+    def check(self, model: onnx.ModelProto, context: BuildContext) -> None:
+        """Raise ``edgekit.BuildError`` before anything is written when the model cannot be built.
+        The default refuses the first node whose op is not in ``supported_ops``."""
+        from edgekit.model import op_key
+
+        supported = self.supported_ops(context.target)
+        for node in model.graph.node:
+            if op_key(node) not in supported:
+                from edgekit.errors import BuildError
+
+                raise BuildError(
+                    f"node '{node.name}' (op {op_key(node)}) is not supported by back end '{self.name}' "
+                    f"on target '{context.target.name}'; supported ops: {', '.join(sorted(supported))}")
+
+    def build(self, model: onnx.ModelProto, context: BuildContext, out_dir: Path) -> Artifact:
+        """Write the artifact into ``out_dir`` (a fresh temporary directory) and describe it."""
+        raise NotImplementedError

@@ -1,0 +1,177 @@
+"""One build: front end → verified pass pipeline → back end → (optional) runner, into an atomic
+output directory with ``report.json``. The CLI is a thin layer over :func:`build` and :func:`run`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgekit.context import BuildContext
+from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError, one_line
+from edgekit.output import atomic_directory, check_output_dir, write_json
+from edgekit.passes import Tolerance
+from edgekit.registry import Registry
+
+REPORT_FILE = "report.json"
+REFERENCE_MODEL = "reference.onnx"  # the pipeline's output: what the artifact must compute
+REPORT_VERSION = 1
+# Set to make report.json byte-reproducible: wall-clock times are left out.
+REPRODUCIBLE_ENV = "EDGEKIT_REPRODUCIBLE"
+
+
+@dataclass
+class BuildRequest:
+    model: str
+    target: str
+    output: Path
+    passes: list[str] | None = None
+    input_shapes: list[str] = field(default_factory=list)
+    inputs_file: str | None = None
+    run: bool = False
+    name: str = "model"
+    seed: int = 0
+    verify_samples: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def build(request: BuildRequest, registry: Registry,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build ``request`` and return the report (also written to ``OUT/report.json``)."""
+    from edgekit.frontends import ModelSource, export_to_onnx
+    from edgekit.model import fix_input_shapes, graph_inputs, model_stats, op_counts, validate
+    from edgekit.pipeline import run_pipeline
+    from edgekit.verify import load_inputs, random_inputs
+
+    started = time.perf_counter()
+    check_output_dir(request.output)
+    target = registry.target(request.target)
+    backend = registry.get("backends", target.backend)
+    runner = _runner_for(registry, target) if request.run else None
+    passes = registry.resolve_passes(request.passes if request.passes is not None else target.passes)
+    context = BuildContext(target=target, registry=registry, options={
+        "name": request.name, "input_shapes": request.input_shapes, "seed": request.seed, **request.options})
+    source = ModelSource.parse(request.model)
+    _step(progress, "front end")
+    frontend, model = export_to_onnx(source, context)
+    model = fix_input_shapes(model, request.input_shapes, source.text)
+    validate(model, source.text)
+    context.inputs = (load_inputs(request.inputs_file, model) if request.inputs_file
+                      else random_inputs(model, request.verify_samples, request.seed))
+    report = context.report
+    report.update({
+        "report_version": REPORT_VERSION,
+        "model": {"source": source.text, "frontend": frontend, "ops": op_counts(model),
+                  "inputs": _values(graph_inputs(model)), "outputs": _values(model.graph.output),
+                  "before": model_stats(model).as_dict()},
+        "target": {"name": target.name, "backend": backend.name, "runner": target.runner,
+                   "cpu": target.cpu, "features": list(target.features)},
+        "verification": {"samples": len(context.inputs), "seed": request.seed,
+                         "inputs": "user file" if request.inputs_file else "seeded random"},
+    })
+    original = model
+    model = run_pipeline(model, passes, context, progress)
+    report["model"]["after"] = model_stats(model).as_dict()
+    _step(progress, f"back end {backend.name}")
+    _call_backend(backend, "check", model, context)
+    with atomic_directory(request.output) as staging:
+        from edgekit.model import for_runtime
+
+        (staging / REFERENCE_MODEL).write_bytes(for_runtime(model).SerializeToString())
+        artifact = _call_backend(backend, "build", model, context, staging)
+        report["backend"] = {"name": backend.name, "files": sorted(artifact.files), **artifact.metadata}
+        if runner is not None:
+            _step(progress, f"run on {runner.name}")
+            report["run"] = execute(runner, staging, original, context, backend.tolerance)
+        if not os.environ.get(REPRODUCIBLE_ENV):
+            report["build_seconds"] = round(time.perf_counter() - started, 3)
+        else:
+            for record in report.get("passes", []):
+                record.pop("seconds", None)
+        write_json(staging / REPORT_FILE, report)
+    return report
+
+
+def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
+            tolerance: Tolerance) -> dict[str, Any]:
+    """Run the artifact, compare with onnxruntime on ``reference_model``; raise on a mismatch."""
+    from edgekit.verify import compare, run_onnxruntime
+
+    expected = run_onnxruntime(reference_model, context.inputs, "reference model")
+    try:
+        results = runner.run(artifact_dir, context.inputs, context)
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        raise PluginError(runner.plugin or runner.name,
+                          f"runner '{runner.name}' raised {type(exc).__name__}: {one_line(exc)}") from exc
+    if len(results) != len(context.inputs):
+        raise PluginError(runner.plugin or runner.name,
+                          f"runner '{runner.name}' returned {len(results)} results for {len(context.inputs)} inputs")
+    comparison = compare(expected, [r.outputs for r in results], tolerance)
+    section = {
+        "runner": runner.name, "samples": len(results),
+        "max_abs_error": comparison.max_abs, "max_rel_error": comparison.max_rel,
+        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "measurements": results[0].measurements if results else {},
+    }
+    context.report["run"] = section
+    if not comparison.within():
+        detail = comparison.mismatch or (
+            f"output '{comparison.worst_output}' differs from onnxruntime by {comparison.max_abs:.3g} "
+            f"(tolerance atol={tolerance.atol:g}, rtol={tolerance.rtol:g})")
+        raise BuildError(f"run on '{runner.name}' does not match onnxruntime: {detail}")
+    return section
+
+
+def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int = 0,
+        samples: int = 1) -> dict[str, Any]:
+    """Run a built output directory again (``edgekit run OUT``), with new inputs if given."""
+    import json
+
+    from edgekit.model import load_model
+    from edgekit.verify import load_inputs, random_inputs
+
+    report_path = out / REPORT_FILE
+    if not report_path.is_file():
+        raise UsageError(f"{out}: no {REPORT_FILE}; is this an edgekit build directory?")
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{report_path}: unreadable report ({one_line(exc)})") from None
+    target = registry.target(report["target"]["name"])
+    runner = _runner_for(registry, target)
+    reference = load_model(out / REFERENCE_MODEL)
+    context = BuildContext(target=target, registry=registry, report=report, work_dir=out)
+    context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
+    backend = registry.get("backends", report["backend"]["name"])
+    return execute(runner, out, reference, context, backend.tolerance)
+
+
+def _runner_for(registry: Registry, target):
+    if not target.runner:
+        raise UsageError(f"target '{target.name}' has no runner here (build-only); drop --run")
+    return registry.get("runners", target.runner)
+
+
+def _call_backend(backend, method: str, *args):
+    try:
+        return getattr(backend, method)(*args)
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        raise PluginError(backend.plugin or backend.name,
+                          f"back end '{backend.name}' {method} raised {type(exc).__name__}: {one_line(exc)}") from exc
+
+
+def _values(values) -> list[dict[str, Any]]:
+    from edgekit.model import numpy_dtype, tensor_dims
+
+    return [{"name": v.name, "shape": tensor_dims(v), "dtype": numpy_dtype(v).name} for v in values]
+
+
+def _step(progress: Callable[[str], None] | None, what: str) -> None:
+    if progress:
+        progress(what)

@@ -1,0 +1,214 @@
+"""The ``edgekit`` command line. Thin: parsing, settings, presentation; the work is in ``edgekit.build``.
+
+Exit codes: 0 ok, 1 build failed, 2 usage or bad input. Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError, UsageError, one_line
+
+DEBUG_ENV = "EDGEKIT_DEBUG"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (logs, CI) gets wide tables instead of rich's 80-column fallback.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+def handle_errors(command):
+    """Turn every failure into one line and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EdgekitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug in edgekit: still one line, traceback on request
+            if os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(f"error: internal error {type(exc).__name__}: {one_line(exc)} "
+                       f"(set {DEBUG_ENV}=1 for the traceback and please report it)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _registry():
+    from edgekit.registry import default_registry
+
+    registry = default_registry()
+    for info in registry.host.broken():
+        click.echo(f"warning: plugin '{info.name}' not loaded: {info.broken}", err=True)
+    return registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgekit")
+def main() -> None:
+    """edgekit: take a trained model to an edge device.
+
+    \b
+    edgekit build model.onnx --target cortex-m4 -o out/ --run
+    edgekit inspect model.onnx --target cortex-m4
+    edgekit targets | plugins | passes
+    """
+
+
+def _split_passes(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option '{item}': expected key=value")
+        lowered = raw.strip().lower()
+        value: Any = {"true": True, "false": False}.get(lowered, raw.strip())
+        if isinstance(value, str):
+            for convert in (int, float):
+                try:
+                    value = convert(raw)
+                    break
+                except ValueError:
+                    pass
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+@main.command()
+@click.argument("model")
+@click.option("-t", "--target", help="Target profile name (see `edgekit targets`) or a profile .toml file.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (replaced atomically).")
+@click.option("--passes", help="Comma-separated pass list, replacing the target's default pipeline.")
+@click.option("--input-shape", "input_shape", multiple=True,
+              help="Static input shape: 1,3,32,32 or name=1,3,32,32 (repeat per input).")
+@click.option("--inputs", "inputs", help="Verification inputs: .npy (single input) or .npz (by input name).")
+@click.option("--run", "run_", is_flag=True, default=None, help="Run the result on the target's runner and compare.")
+@click.option("--name", help="C/API name prefix of the generated library (default: model).")
+@click.option("--seed", type=int, help="Seed of the random verification inputs (default 0).")
+@click.option("--samples", "verify_samples", type=int, help="Number of random verification inputs (default 1).")
+@click.option("--option", "extra", multiple=True, help="Back-end/plugin option key=value (repeatable).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Settings file (default: ./edgekit.toml or [tool.edgekit] in ./pyproject.toml).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
+@handle_errors
+def build(model, target, output, passes, input_shape, inputs, run_, name, seed, verify_samples, extra,
+          config_file, quiet):
+    """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
+    from edgekit.build import BuildRequest, build as run_build
+    from edgekit.config import find_config, load_config, merge
+
+    settings = merge(load_config(config_file or find_config(Path.cwd())), {
+        "target": target, "output": str(output) if output else None, "passes": _split_passes(passes),
+        "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
+        "verify_samples": verify_samples})
+    if not settings.get("target"):
+        raise UsageError("no target: give --target (see `edgekit targets`) or set target in edgekit.toml")
+    if verify_samples is not None and verify_samples < 1:
+        raise UsageError("--samples must be at least 1")
+    stem = Path(model.partition(":")[0] if ".py:" in model else model).stem
+    request = BuildRequest(
+        model=model, target=settings["target"],
+        output=Path(settings.get("output") or f"build/{stem}-{settings['target']}"),
+        passes=settings.get("passes"), input_shapes=list(settings.get("input_shape", [])),
+        inputs_file=settings.get("inputs"), run=bool(settings.get("run")), name=settings.get("name", "model"),
+        seed=settings.get("seed", 0), verify_samples=settings.get("verify_samples", 1),
+        options={**settings.get("options", {}), **_parse_options(extra)})
+    registry = _registry()
+    if quiet:
+        report = run_build(request, registry)
+    else:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
+                      TimeElapsedColumn(), console=_console(stderr=True), transient=True) as bar:
+            task = bar.add_task("starting", total=None)
+            report = run_build(request, registry, lambda what: bar.update(task, description=what))
+        from edgekit.summary import print_build_summary
+
+        print_build_summary(report, request.output, _console())
+
+
+@main.command("run")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--input", "inputs", help="Inputs: .npy (single input) or .npz (arrays named after the inputs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs when --input is not given.")
+@click.option("--samples", type=int, default=1, show_default=True, help="Number of random inputs.")
+@handle_errors
+def run_command(output, inputs, seed, samples):
+    """Run a built OUTPUT directory again on its target's runner and compare with onnxruntime."""
+    from edgekit.build import run
+    from edgekit.summary import print_run_summary
+
+    section = run(output, _registry(), inputs, seed, samples)
+    print_run_summary(section, _console())
+
+
+@main.command()
+@click.argument("model")
+@click.option("-t", "--target", help="Also report which ops the target's back end supports.")
+@click.option("--input-shape", "input_shape", multiple=True, help="Static input shape (as for build).")
+@handle_errors
+def inspect(model, target, input_shape):
+    """Show MODEL's ops, parameters and MACs, and whether the target's back end supports each op."""
+    from edgekit.inspect import inspect_model
+    from edgekit.summary import print_inspection
+
+    print_inspection(inspect_model(model, _registry(), target, list(input_shape)), _console())
+
+
+@main.command()
+@handle_errors
+def targets():
+    """List the target profiles."""
+    from edgekit.summary import print_targets
+
+    print_targets(_registry(), _console())
+
+
+@main.command()
+@handle_errors
+def plugins():
+    """List every plugin with its version and what it provides."""
+    from edgekit.summary import print_plugins
+
+    print_plugins(_registry(), _console())
+
+
+@main.command()
+@handle_errors
+def passes():
+    """List every registered pass with its plugin, needs and tolerance."""
+    from edgekit.summary import print_passes
+
+    print_passes(_registry(), _console())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The context a front end, pass, back end or runner may read: target, options, data, report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgekit.registry import Registry
+    from edgekit.target import Target
+
+
+@dataclass
+class BuildContext:
+    """Shared state of one build.
+
+    ``options`` are the user's settings after config files and flags are merged (``name``,
+    ``input_shapes``, ``kernels``...; plugins may read their own keys). ``inputs`` are the
+    verification inputs every stage is compared on. ``report`` is the report under construction:
+    stages add their own top-level section with :meth:`section`.
+    """
+
+    target: Target
+    registry: Registry
+    options: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    work_dir: Path | None = None
+    _notes: list[Any] = field(default_factory=list)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The report section ``name`` (created empty on first use)."""
+        return self.report.setdefault(name, {})
+
+    def note(self, message: str, **data: Any) -> None:
+        """Record a finding of the running pass (a match, a skipped rewrite and why) in its report entry."""
+        self._notes.append({"message": message, **data} if data else message)
+
+    def take_notes(self) -> list[Any]:
+        notes, self._notes = self._notes, []
+        return notes

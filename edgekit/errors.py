@@ -1,0 +1,35 @@
+"""Errors a user can act on. The CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Base of every error edgekit reports to a user as one line."""
+
+    exit_code = 1
+
+
+class UsageError(EdgekitError):
+    """Bad input: a missing or malformed model, flag, config or target. Exit code 2."""
+
+    exit_code = 2
+
+
+class BuildError(EdgekitError):
+    """The build ran and failed: a pass broke numerics, a back end failed, a run mismatched. Exit 1."""
+
+    exit_code = 1
+
+
+class PluginError(BuildError):
+    """A plugin failed to import, raised in a hook, or returned something of the wrong type."""
+
+    def __init__(self, plugin: str, message: str):
+        super().__init__(f"plugin '{plugin}': {message}")
+        self.plugin = plugin
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, prefixed by its type when the message is empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

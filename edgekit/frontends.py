@@ -1,0 +1,52 @@
+"""Front ends: the user's MODEL argument, and the dispatch to the plugin that turns it into ONNX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit.errors import UsageError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgekit.context import BuildContext
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What the user named: a file (``path``), or a Python factory ``path.py:function``."""
+
+    text: str
+    path: Path
+    function: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSource:
+        file_part, sep, function = text.rpartition(":")
+        if sep and file_part.endswith(".py") and function.isidentifier():
+            return cls(text=text, path=Path(file_part), function=function)
+        return cls(text=text, path=Path(text))
+
+
+def export_to_onnx(source: ModelSource, context: BuildContext) -> tuple[str, onnx.ModelProto]:
+    """Ask the front-end plugins in turn; the first that returns a model wins."""
+    if not source.path.exists():
+        raise UsageError(f"{source.path}: no such file")
+    found = context.registry.host.call_first("edgekit_export_model", source=source, context=context)
+    if found is None:
+        raise UsageError(f"{source.text}: no front end reads this file; edgekit reads .onnx, .pt2 and "
+                         f"file.py:function (plugins may add more: see `edgekit plugins`)")
+    plugin, model = found
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        from edgekit.errors import PluginError
+
+        raise PluginError(plugin, f"edgekit_export_model returned {type(model).__name__}, expected onnx.ModelProto")
+    return plugin, model

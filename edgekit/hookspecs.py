@@ -1,0 +1,109 @@
+"""The edgekit plugin contract.
+
+Every capability of edgekit -- front ends, passes, target profiles, back ends, runners -- comes from a
+plugin implementing the hooks below. First-party plugins (``edgekit.plugins.*``) register through the
+same ``edgekit`` entry-point group a third-party package uses::
+
+    # pyproject.toml of a plugin package
+    [project.entry-points.edgekit]
+    my_plugin = "my_package.plugin"
+
+    # my_package/plugin.py
+    import edgekit
+
+    @edgekit.model_pass("drop-identity", description="Remove Identity nodes")
+    def drop_identity(model, context):
+        ...
+        return model
+
+    @edgekit.hookimpl
+    def edgekit_register_passes():
+        return [drop_identity]
+
+A hook that raises, or returns something of the wrong type, is reported with the plugin's name and a
+one-line reason; it never surfaces as an anonymous traceback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # imported for annotations only: the CLI must start without onnx
+    import onnx
+
+    from edgekit.backends import Backend
+    from edgekit.context import BuildContext
+    from edgekit.frontends import ModelSource
+    from edgekit.passes import Pass, PassRecord
+    from edgekit.runners import Runner
+    from edgekit.target import Target
+
+hookspec = pluggy.HookspecMarker("edgekit")
+
+
+@hookspec
+def edgekit_register_passes() -> list[Pass]:
+    """Return the passes this plugin provides (``edgekit.Pass`` objects, usually made with
+    ``@edgekit.model_pass``). Pass names are global: two plugins may not register the same name."""
+
+
+@hookspec
+def edgekit_register_targets() -> list[Target | str]:
+    """Return target profiles: ``edgekit.Target`` objects or paths of TOML profile files."""
+
+
+@hookspec
+def edgekit_register_backends() -> list[Backend]:
+    """Return back ends (code generators or compilers), ``edgekit.Backend`` instances. A target
+    profile names its back end by ``Backend.name``."""
+
+
+@hookspec
+def edgekit_register_runners() -> list[Runner]:
+    """Return runners (harness transports), ``edgekit.Runner`` instances, that execute a built
+    artifact and return its outputs and measurements."""
+
+
+@hookspec(firstresult=True)
+def edgekit_export_model(source: ModelSource, context: BuildContext) -> onnx.ModelProto | None:
+    """Turn a user's model into ONNX, or return None when this plugin does not read ``source``.
+
+    The first plugin to return a model wins, so a plugin can add a framework or a file format.
+    ``context.options`` holds the user's options (for example ``input_shapes``)."""
+
+
+@hookspec
+def edgekit_pipeline_started(model: onnx.ModelProto, context: BuildContext) -> None:
+    """Called once with the front end's model before the first pass."""
+
+
+@hookspec
+def edgekit_before_pass(pass_: Pass, model: onnx.ModelProto, context: BuildContext) -> None:
+    """Called before each pass runs."""
+
+
+@hookspec
+def edgekit_after_pass(pass_: Pass, model: onnx.ModelProto, context: BuildContext,
+                       record: PassRecord) -> None:
+    """Called after each pass has run and been verified; ``record`` is what the report stores."""
+
+
+@hookspec
+def edgekit_pipeline_finished(model: onnx.ModelProto, context: BuildContext) -> None:
+    """Called once with the final model, before the back end sees it."""
+
+
+# Keep the names in one place: the plugin listing and the safe caller use them.
+REGISTRATION_HOOKS: dict[str, str] = {
+    "edgekit_register_passes": "passes",
+    "edgekit_register_targets": "targets",
+    "edgekit_register_backends": "backends",
+    "edgekit_register_runners": "runners",
+}
+PROVIDES_FRONTEND = "edgekit_export_model"
+OBSERVER_HOOKS = ("edgekit_pipeline_started", "edgekit_before_pass", "edgekit_after_pass",
+                  "edgekit_pipeline_finished")
+
+__all__: list[Any] = ["hookspec"]

@@ -1,0 +1,48 @@
+"""``edgekit inspect``: what a model contains and what a target's back end can run of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekit.context import BuildContext
+from edgekit.registry import Registry
+
+
+def inspect_model(model_text: str, registry: Registry, target_name: str | None,
+                  input_shapes: list[str]) -> dict[str, Any]:
+    from edgekit.frontends import ModelSource, export_to_onnx
+    from edgekit.model import (fix_input_shapes, graph_inputs, infer_shapes, model_stats, node_macs, numpy_dtype,
+                               op_key, tensor_dims, value_shapes)
+
+    target = registry.target(target_name) if target_name else None
+    context = BuildContext(target=target, registry=registry, options={"input_shapes": input_shapes})
+    source = ModelSource.parse(model_text)
+    _, model = export_to_onnx(source, context)
+    if input_shapes:
+        model = fix_input_shapes(model, input_shapes, source.text)
+    try:
+        shapes = value_shapes(infer_shapes(model, strict=False))
+    except Exception:  # shapes are informative here: dynamic models still get listed
+        shapes = value_shapes(model)
+    backend = registry.get("backends", target.backend) if target else None
+    supported = backend.supported_ops(target) if backend else None
+    ops: dict[str, dict[str, Any]] = {}
+    for node in model.graph.node:
+        entry = ops.setdefault(op_key(node), {"count": 0, "macs": 0, "nodes": []})
+        entry["count"] += 1
+        entry["macs"] += node_macs(node, shapes)
+        entry["nodes"].append(node.name)
+        if supported is not None:
+            entry["supported"] = op_key(node) in supported
+    return {
+        "model": source.text,
+        "inputs": [{"name": v.name, "shape": tensor_dims(v), "dtype": numpy_dtype(v).name}
+                   for v in graph_inputs(model)],
+        "outputs": [{"name": v.name, "shape": tensor_dims(v), "dtype": numpy_dtype(v).name}
+                    for v in model.graph.output],
+        "stats": model_stats(model).as_dict(),
+        "ops": dict(sorted(ops.items())),
+        "target": target.name if target else None,
+        "backend": backend.name if backend else None,
+        "supported_ops": sorted(supported) if supported is not None else None,
+    }

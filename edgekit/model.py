@@ -1,0 +1,280 @@
+"""Model IR helpers every pass and back end shares: loading with clear errors, initializer access,
+static shapes, statistics (nodes, parameters, MACs) and pattern rewriting through onnxscript.
+
+Passes work on ``onnx.ModelProto``; where a rewrite is best expressed as a pattern, :func:`rewrite`
+runs onnxscript's pattern rewriter on an onnx-ir copy and hands back a ModelProto.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edgekit.errors import BuildError, UsageError, one_line
+from edgekit.passes import ModelStats
+
+# onnxruntime 1.31 refuses newer IR versions than this, though onnx 1.23 can write them.
+RUNTIME_MAX_IR_VERSION = 13
+MIN_OPSET = 11
+
+
+def op_key(node: onnx.NodeProto) -> str:
+    """``"Conv"`` for the default ONNX domain, ``"domain::Op"`` otherwise."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Load and validate an ONNX file; every failure is a one-line :class:`UsageError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise UsageError(f"{path}: empty file, not an ONNX model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError, sometimes RuntimeWarning-like errors
+        raise UsageError(f"{path}: not an ONNX model or truncated ({one_line(exc)})") from None
+    if not model.HasField("graph") or not model.graph.output:
+        raise UsageError(f"{path}: not an ONNX model (no graph or no outputs); is the file truncated?")
+    try:
+        from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+        if any(uses_external_data(t) for t in model.graph.initializer):
+            load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:
+        raise UsageError(f"{path}: cannot load external weights ({one_line(exc)})") from None
+    validate(model, str(path))
+    return model
+
+
+def validate(model: onnx.ModelProto, where: str) -> None:
+    """``onnx.checker`` plus edgekit's own minimum opset, as a one-line UsageError."""
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise UsageError(f"{where}: invalid ONNX model ({one_line(exc)})") from None
+    opset = default_opset(model)
+    if opset and opset < MIN_OPSET:
+        raise UsageError(f"{where}: opset {opset} is older than {MIN_OPSET}; re-export with a newer opset "
+                         f"or convert with onnx.version_converter")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Initializers
+# ---------------------------------------------------------------------------------------------------
+
+def initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    return {t.name: t for t in model.graph.initializer}
+
+
+def initializer_array(model: onnx.ModelProto, name: str) -> np.ndarray | None:
+    for tensor in model.graph.initializer:
+        if tensor.name == name:
+            return numpy_helper.to_array(tensor)
+    return None
+
+
+def set_initializer(model: onnx.ModelProto, name: str, array: np.ndarray) -> None:
+    """Replace (or add) the initializer ``name`` with ``array``."""
+    tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+    for i, existing in enumerate(model.graph.initializer):
+        if existing.name == name:
+            model.graph.initializer[i].CopyFrom(tensor)
+            return
+    model.graph.initializer.append(tensor)
+
+
+def parameter_count(model: onnx.ModelProto) -> int:
+    return sum(math.prod(t.dims) for t in model.graph.initializer)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs and shapes
+# ---------------------------------------------------------------------------------------------------
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Real inputs: old IR versions also list initializers as graph inputs."""
+    init_names = {t.name for t in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in init_names]
+
+
+def tensor_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
+    """Dims of a value: ints where static, the symbolic name or None where dynamic."""
+    shape = value.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def numpy_dtype(value: onnx.ValueInfoProto) -> np.dtype:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+
+
+def parse_shape(text: str) -> tuple[str | None, list[int]]:
+    """``"1,3,32,32"``, ``"1x3x32x32"`` or ``"input_1=1,3,32,32"`` → (name or None, dims)."""
+    name, _, dims = text.rpartition("=") if "=" in text else (None, "", text)
+    try:
+        values = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise UsageError(f"--input-shape '{text}': expected positive dims like 1,3,32,32 or name=1,3,32,32")
+    return (name or None), values
+
+
+def fix_input_shapes(model: onnx.ModelProto, shapes: Sequence[str], where: str) -> onnx.ModelProto:
+    """Apply ``--input-shape`` values and refuse dynamic dims that remain, naming them."""
+    inputs = graph_inputs(model)
+    for text in shapes:
+        name, dims = parse_shape(text)
+        if name is None:
+            if len(inputs) != 1:
+                raise UsageError(f"--input-shape '{text}': the model has {len(inputs)} inputs "
+                                 f"({', '.join(i.name for i in inputs)}); write name=dims")
+            value = inputs[0]
+        else:
+            value = next((i for i in inputs if i.name == name), None)
+            if value is None:
+                raise UsageError(f"--input-shape '{text}': the model has no input '{name}' "
+                                 f"(inputs: {', '.join(i.name for i in inputs)})")
+        current = tensor_dims(value)
+        if current and len(current) != len(dims):
+            raise UsageError(f"--input-shape '{text}': input '{value.name}' has rank {len(current)}, "
+                             f"not {len(dims)}")
+        for existing, new in zip(current, dims):
+            if isinstance(existing, int) and existing != new:
+                raise UsageError(f"--input-shape '{text}': input '{value.name}' has fixed dims {current}")
+        value.type.tensor_type.shape.Clear()
+        for d in dims:
+            value.type.tensor_type.shape.dim.add().dim_value = d
+    dynamic = [(i.name, tensor_dims(i)) for i in inputs
+               if not i.type.tensor_type.HasField("shape")
+               or any(not isinstance(d, int) or d <= 0 for d in tensor_dims(i))]
+    if dynamic:
+        described = "; ".join(f"'{n}' {[d if d is not None else '?' for d in dims] or 'unknown shape'}"
+                              for n, dims in dynamic)
+        raise UsageError(f"{where}: dynamic input dims in {described}; give static ones with "
+                         f"--input-shape {dynamic[0][0]}=1,...")
+    return model
+
+
+def infer_shapes(model: onnx.ModelProto, strict: bool = True) -> onnx.ModelProto:
+    """ONNX shape inference with data propagation; strict errors become BuildError."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=strict, data_prop=True)
+    except Exception as exc:
+        raise BuildError(f"shape inference failed: {one_line(exc)}") from None
+
+
+def value_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    """Dims of every value whose shape is known (inputs, outputs, intermediates, initializers)."""
+    shapes: dict[str, list[int | str | None]] = {}
+    graph = model.graph
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            shapes[value.name] = tensor_dims(value)
+    for tensor in graph.initializer:
+        shapes[tensor.name] = list(tensor.dims)
+    return shapes
+
+
+# ---------------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------------
+
+def _static(dims: Iterable[Any] | None) -> list[int] | None:
+    dims = list(dims) if dims is not None else None
+    return dims if dims is not None and all(isinstance(d, int) and d > 0 for d in dims) else None
+
+
+def node_macs(node: onnx.NodeProto, shapes: dict[str, list]) -> int:
+    """Multiply-accumulates of one node (0 for ops without a MAC-dominated cost or unknown shapes)."""
+    def shape(i: int, outputs: bool = False) -> list[int] | None:
+        names = node.output if outputs else node.input
+        return _static(shapes.get(names[i])) if i < len(names) and names[i] else None
+
+    op = node.op_type
+    out = shape(0, outputs=True)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if op == "Conv":
+        w = shape(1)
+        return math.prod(out) * math.prod(w[1:]) if out and w else 0
+    if op == "ConvTranspose":
+        x, w = shape(0), shape(1)
+        return math.prod(x) * math.prod(w[1:]) if x and w else 0
+    if op == "Gemm":
+        a = shape(0)
+        if not (a and out):
+            return 0
+        k = a[0] if attrs.get("transA", 0) else a[-1]
+        return math.prod(out) * k
+    if op == "MatMul":
+        a = shape(0)
+        return math.prod(out) * a[-1] if a and out else 0
+    if op in ("LSTM", "GRU", "RNN"):
+        x, w, r = shape(0), shape(1), shape(2)
+        if not (x and w and r):
+            return 0
+        seq, batch = x[0], x[1]
+        dirs, gates_hidden, inputs = w
+        return seq * batch * dirs * gates_hidden * (inputs + r[-1])
+    return 0
+
+
+def model_stats(model: onnx.ModelProto) -> ModelStats:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # statistics must never fail a build; MACs of unknown shapes count 0
+        inferred = model
+    shapes = value_shapes(inferred)
+    return ModelStats(nodes=len(model.graph.node), parameters=parameter_count(model),
+                      macs=sum(node_macs(n, shapes) for n in inferred.graph.node))
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[op_key(node)] = counts.get(op_key(node), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Runtime compatibility and pattern rewriting
+# ---------------------------------------------------------------------------------------------------
+
+def for_runtime(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy onnxruntime accepts (IR version capped)."""
+    if model.ir_version <= RUNTIME_MAX_IR_VERSION:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.ir_version = RUNTIME_MAX_IR_VERSION
+    return copy
+
+
+def rewrite(model: onnx.ModelProto, rules: Sequence[Any]) -> tuple[onnx.ModelProto, int]:
+    """Apply onnxscript pattern rewrite rules; returns the new model and the number of matches."""
+    import onnx_ir as ir
+    from onnxscript.rewriter import pattern
+
+    rule_set = rules if isinstance(rules, pattern.RewriteRuleSet) else pattern.RewriteRuleSet(list(rules))
+    ir_model = ir.serde.deserialize_model(model)
+    count = rule_set.apply_to_model(ir_model)
+    if not count:
+        return model, 0
+    return ir.serde.serialize_model(ir_model), count

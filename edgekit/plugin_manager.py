@@ -1,0 +1,103 @@
+"""A small plugin manager: loads ``edgekit`` entry points and calls hooks one plugin at a time, so
+that a failure is always reported with the plugin's name and a one-line reason."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from edgekit import hookspecs
+from edgekit.errors import EdgekitError, PluginError, one_line
+
+ENTRY_POINT_GROUP = "edgekit"
+# Extra plugin modules to load without installing a package, comma-separated (as PYTEST_PLUGINS).
+PLUGINS_ENV = "EDGEKIT_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    module: str
+    version: str
+    distribution: str
+    broken: str = ""  # one-line reason when the plugin could not be loaded
+    hooks: list[str] = field(default_factory=list)
+
+
+class PluginHost:
+    """The pluggy manager plus what we learnt while loading plugins."""
+
+    def __init__(self, extra_plugins: Iterable[ModuleType | object] = ()):
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                                  key=lambda ep: ep.name):
+            dist = entry_point.dist
+            self._load(entry_point.name, entry_point.value, entry_point.load,
+                       dist.version if dist else "", dist.name if dist else "")
+        for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+            self._load(module_name, module_name, lambda m=module_name: importlib.import_module(m), "", "")
+        for plugin in extra_plugins:
+            name = getattr(plugin, "__name__", type(plugin).__name__)
+            self._load(name, name, lambda p=plugin: p, "", "")
+
+    def _load(self, name: str, target: str, load, version: str, distribution: str) -> None:
+        info = PluginInfo(name=name, module=target, version=version, distribution=distribution)
+        self.plugins[name] = info
+        try:
+            module = load()
+        except BaseException as exc:  # an import of third-party code can raise anything, even SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.broken = f"failed to import {target}: {type(exc).__name__}: {one_line(exc)}"
+            return
+        unknown = sorted(attr for attr in dir(module)
+                         if attr.startswith("edgekit_") and not hasattr(hookspecs, attr))
+        if unknown:
+            info.broken = f"implements unknown hook(s) {', '.join(unknown)}"
+            return
+        try:
+            self.pm.register(module, name=name)
+        except Exception as exc:  # pluggy validates argument names against the hook specs
+            info.broken = f"does not fit the plugin contract: {one_line(exc)}"
+            return
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or ())
+
+    def broken(self) -> list[PluginInfo]:
+        return [info for info in self.plugins.values() if info.broken]
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Yield ``(plugin name, result)`` for every implementation of a hook, in pluggy's call order.
+
+        An ``EdgekitError`` raised on purpose by a plugin passes through; anything else becomes a
+        :class:`PluginError` naming the plugin and the hook."""
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except EdgekitError:
+                raise
+            except Exception as exc:
+                raise PluginError(impl.plugin_name,
+                                  f"{hook_name} raised {type(exc).__name__}: {one_line(exc)}") from exc
+            yield impl.plugin_name, result
+
+    def call_first(self, hook_name: str, **kwargs: Any) -> tuple[str, Any] | None:
+        """The first non-None result of a ``firstresult`` hook, with the plugin that gave it."""
+        for plugin, result in self.call_each(hook_name, **kwargs):
+            if result is not None:
+                return plugin, result
+        return None
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin."""
+        for _ in self.call_each(hook_name, **kwargs):
+            pass

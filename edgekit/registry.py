@@ -1,0 +1,111 @@
+"""What the installed plugins provide, collected once per process and checked for type and clashes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from edgekit.backends import Backend
+from edgekit.errors import PluginError
+from edgekit.hookspecs import REGISTRATION_HOOKS
+from edgekit.passes import Pass
+from edgekit.plugin_manager import PluginHost
+from edgekit.runners import Runner
+from edgekit.target import Target, unknown_name_error
+
+_KINDS: dict[str, type] = {"passes": Pass, "backends": Backend, "runners": Runner, "targets": Target}
+
+
+class Registry:
+    """Passes, targets, back ends and runners by name, each remembering its plugin."""
+
+    def __init__(self, extra_plugins: Iterable[ModuleType | object] = ()):
+        self.host = PluginHost(extra_plugins)
+        self._items: dict[str, dict[str, Any]] = {}
+        self.provided: dict[str, dict[str, list[str]]] = {}  # plugin -> kind -> names
+
+    def _collect(self, kind: str) -> dict[str, Any]:
+        if kind in self._items:
+            return self._items[kind]
+        hook = next(h for h, k in REGISTRATION_HOOKS.items() if k == kind)
+        items: dict[str, Any] = {}
+        for plugin, result in self.host.call_each(hook):
+            for item in self._validate(plugin, hook, kind, result or []):
+                if item.name in items:
+                    raise PluginError(plugin, f"{kind[:-1]} '{item.name}' is already registered by "
+                                              f"plugin '{_origin(items[item.name])}'")
+                items[item.name] = item
+                self.provided.setdefault(plugin, {}).setdefault(kind, []).append(item.name)
+        self._items[kind] = items
+        return items
+
+    def _validate(self, plugin: str, hook: str, kind: str, result: Any) -> list[Any]:
+        expected = _KINDS[kind]
+        if not isinstance(result, (list, tuple)):
+            raise PluginError(plugin, f"{hook} must return a list of {expected.__name__}, "
+                                      f"got {type(result).__name__}")
+        items = []
+        for entry in result:
+            if kind == "targets" and isinstance(entry, (str, Path)):
+                entry = Target.from_toml(entry)
+            if not isinstance(entry, expected):
+                raise PluginError(plugin, f"{hook} returned {type(entry).__name__}, "
+                                          f"expected {expected.__name__}")
+            if not getattr(entry, "name", ""):
+                raise PluginError(plugin, f"{hook} returned a {expected.__name__} without a name")
+            if kind == "passes":
+                entry = Pass(**{**entry.__dict__, "plugin": plugin})
+            elif kind == "targets":
+                entry = Target(**{**entry.__dict__, "source": entry.source or f"plugin {plugin}"})
+            else:
+                entry.plugin = plugin
+            items.append(entry)
+        return items
+
+    @property
+    def passes(self) -> dict[str, Pass]:
+        return self._collect("passes")
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        return self._collect("targets")
+
+    @property
+    def backends(self) -> dict[str, Backend]:
+        return self._collect("backends")
+
+    @property
+    def runners(self) -> dict[str, Runner]:
+        return self._collect("runners")
+
+    def target(self, name_or_path: str) -> Target:
+        """A registered profile by name, or a profile file given by path (``*.toml``)."""
+        if name_or_path.endswith(".toml") or "/" in name_or_path:
+            return Target.from_toml(name_or_path)
+        targets = self.targets
+        if name_or_path not in targets:
+            raise unknown_name_error("target", name_or_path, list(targets),
+                                     "; `edgekit targets` lists them, or pass a profile file path")
+        return targets[name_or_path]
+
+    def get(self, kind: str, name: str) -> Any:
+        items = self._collect(kind)
+        if name not in items:
+            raise unknown_name_error(kind[:-1].replace("passe", "pass"), name, list(items))
+        return items[name]
+
+    def resolve_passes(self, names: Iterable[str]) -> list[Pass]:
+        return [self.get("passes", name) for name in names]
+
+
+def _origin(item: Any) -> str:
+    return getattr(item, "plugin", "") or getattr(item, "source", "")
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The registry of the installed plugins, loaded once per process."""
+    return Registry()

@@ -1,0 +1,114 @@
+"""Rich tables for the terminal: build and run summaries, inspection, targets, plugins, passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _err(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def print_build_summary(report: dict[str, Any], out: Path, console: Console) -> None:
+    table = Table(title=f"{report['model']['source']} → {report['target']['name']}", title_justify="left")
+    for column in ("pass", "s", "nodes", "params", "MACs", "max abs err", "vs original"):
+        table.add_column(column, justify="left" if column == "pass" else "right")
+    for record in report.get("passes", []):
+        before, after = record["before"], record["after"]
+        table.add_row(
+            record["name"], f"{record.get('seconds', 0):.2f}",
+            f"{_n(before['nodes'])}→{_n(after['nodes'])}", f"{_n(before['parameters'])}→{_n(after['parameters'])}",
+            f"{_n(before['macs'])}→{_n(after['macs'])}", _err(record["max_abs_error"]),
+            _err(record["max_abs_error_vs_original"]))
+    console.print(table)
+    backend = report.get("backend", {})
+    console.print(f"back end [bold]{backend.get('name')}[/]: {len(backend.get('files', []))} files in {out}")
+    for key in ("arena_bytes", "arena_lower_bound_bytes", "weights_bytes", "code_bytes"):
+        if key in backend:
+            console.print(f"  {key}: {_n(backend[key])}")
+    if "run" in report:
+        print_run_summary(report["run"], console)
+    if "build_seconds" in report:
+        console.print(f"built in {report['build_seconds']:.2f} s")
+
+
+def print_run_summary(section: dict[str, Any], console: Console) -> None:
+    console.print(f"run on [bold]{section['runner']}[/]: {section['samples']} input(s), max abs error "
+                  f"{_err(section['max_abs_error'])} vs onnxruntime (tolerance atol={section['tolerance']['atol']:g}, "
+                  f"rtol={section['tolerance']['rtol']:g})")
+    measurements = section.get("measurements", {})
+    for key, value in sorted(measurements.items()):
+        if not isinstance(value, (list, dict)):
+            console.print(f"  {key}: {_n(value)}")
+
+
+def print_inspection(info: dict[str, Any], console: Console) -> None:
+    stats = info["stats"]
+    console.print(f"{info['model']}: {stats['nodes']} nodes, {_n(stats['parameters'])} parameters, "
+                  f"{_n(stats['macs'])} MACs")
+    for kind in ("inputs", "outputs"):
+        for value in info[kind]:
+            console.print(f"  {kind[:-1]} {value['name']}: {value['dtype']} {value['shape']}")
+    table = Table()
+    for column in ("op", "count", "MACs"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    if info["backend"]:
+        table.add_column(f"{info['backend']} on {info['target']}")
+    for op, entry in info["ops"].items():
+        row = [op, _n(entry["count"]), _n(entry["macs"])]
+        if info["backend"]:
+            row.append("[green]yes[/]" if entry["supported"] else "[red]no[/]")
+        table.add_row(*row)
+    console.print(table)
+    unsupported = [op for op, e in info["ops"].items() if e.get("supported") is False]
+    if unsupported:
+        console.print(f"[red]not supported by {info['backend']}:[/] {', '.join(unsupported)}")
+
+
+def print_targets(registry, console: Console) -> None:
+    table = Table()
+    for column in ("target", "cpu", "features", "flash", "RAM", "back end", "runner", "description"):
+        table.add_column(column)
+    for name, t in sorted(registry.targets.items()):
+        table.add_row(name, t.cpu, ",".join(t.features), _n(t.flash_bytes) if t.flash_bytes else "-",
+                      _n(t.ram_bytes) if t.ram_bytes else "-", t.backend, t.runner or "(build only)",
+                      t.description)
+    console.print(table)
+
+
+def print_plugins(registry, console: Console) -> None:
+    from edgekit.hookspecs import PROVIDES_FRONTEND
+
+    for kind in ("passes", "targets", "backends", "runners"):
+        getattr(registry, kind)  # collect, so `provided` is complete
+    table = Table()
+    for column in ("plugin", "version", "module", "provides"):
+        table.add_column(column)
+    for name, info in sorted(registry.host.plugins.items()):
+        provided = [f"{kind}: {', '.join(names)}" for kind, names in sorted(registry.provided.get(name, {}).items())]
+        if PROVIDES_FRONTEND in info.hooks:
+            provided.append("front end")
+        observers = [h for h in info.hooks if h.startswith("edgekit_pipeline") or h.endswith("_pass")]
+        if observers:
+            provided.append("observes pipeline")
+        status = f"[red]BROKEN: {info.broken}[/]" if info.broken else "; ".join(provided) or "-"
+        table.add_row(name, info.version or "-", info.module, status)
+    console.print(table)
+
+
+def print_passes(registry, console: Console) -> None:
+    table = Table()
+    for column in ("pass", "plugin", "needs", "tolerance", "description"):
+        table.add_column(column)
+    for name, p in sorted(registry.passes.items()):
+        table.add_row(name, p.plugin, ",".join(sorted(p.needs)) or "-",
+                      f"atol={p.tolerance.atol:g} rtol={p.tolerance.rtol:g}", p.description)
+    console.print(table)

@@ -1,0 +1,1 @@
+"""First-party front ends: ONNX files and PyTorch (torch.export programs and module factories)."""

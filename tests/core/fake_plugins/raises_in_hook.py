@@ -1,0 +1,8 @@
+"""A plugin whose registration hook raises."""
+
+import edgekit
+
+
+@edgekit.hookimpl
+def edgekit_register_passes():
+    raise RuntimeError("database of passes is locked")

@@ -1,0 +1,51 @@
+"""`edgekit targets`, `plugins`, `passes` and `inspect`."""
+
+from __future__ import annotations
+
+from tests.conftest import run_edgekit
+
+REQUIRED_TARGETS = ["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m55", "cortex-a53", "cortex-a76",
+                    "mali-g78", "adreno-650", "x86-64"]
+
+
+def test_targets_lists_every_required_profile():
+    result = run_edgekit("targets")
+    assert result.code == 0, result.stderr
+    for name in REQUIRED_TARGETS:
+        assert name in result.stdout
+
+
+def test_plugins_lists_first_party_plugins_with_version_and_what_they_provide():
+    result = run_edgekit("plugins")
+    assert result.code == 0, result.stderr
+    lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
+    assert "0.1.0" in lines["cleanup"] and "fold-constants" in lines["cleanup"]
+    assert "front end" in lines["onnx"] and "front end" in lines["torch"]
+    assert "backends: onnxruntime" in lines["onnxruntime"]
+    assert "cortex-m4" in lines["targets"]
+
+
+def test_passes_lists_registered_passes():
+    result = run_edgekit("passes")
+    assert result.code == 0
+    assert "fold-constants" in result.stdout and "eliminate-dead-code" in result.stdout
+
+
+def test_inspect_reports_ops_macs_and_support(resnet8):
+    result = run_edgekit("inspect", str(resnet8), "--target", "x86-64")
+    assert result.code == 0, result.stderr
+    assert "77,708 parameters" in result.stdout and "12,501,632 MACs" in result.stdout
+    conv = next(line for line in result.stdout.splitlines() if "│ Conv " in line)
+    assert "9" in conv and "yes" in conv
+
+
+def test_inspect_json_api_flags_unsupported_ops(tmp_path):
+    from edgekit.inspect import inspect_model
+    from edgekit.registry import Registry
+    from tests.core.onnx_factory import conv_relu_model, save
+
+    path = save(conv_relu_model(), tmp_path / "m.onnx")
+    info = inspect_model(path, Registry(), "x86-64", [])
+    assert info["ops"]["Conv"]["supported"] is True
+    assert info["ops"]["Conv"]["macs"] == 4 * 6 * 6 * 2 * 9
+    assert "Conv" in info["supported_ops"]

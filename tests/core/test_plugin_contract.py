@@ -1,0 +1,99 @@
+"""The plugin contract: third-party failures are caught and named; numerics are verified per pass."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import REPO, run_edgekit
+from tests.core.onnx_factory import conv_relu_model, save
+
+FAKE = "tests.core.fake_plugins"
+
+
+def _with_plugins(*modules: str) -> dict[str, str]:
+    return {"EDGEKIT_PLUGINS": ",".join(f"{FAKE}.{m}" for m in modules), "PYTHONPATH": str(REPO)}
+
+
+def _model(tmp_path):
+    return save(conv_relu_model(), tmp_path / "m.onnx")
+
+
+def test_pass_that_breaks_numerics_fails_the_build_naming_it(tmp_path):
+    out = tmp_path / "out"
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(out), "-q",
+                         "--passes", "fold-constants,scale-weights", env=_with_plugins("breaks_numerics"))
+    assert result.code == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "pass 'scale-weights'" in line and "output 'y'" in line and "max abs error" in line
+    assert not out.exists()
+
+
+def test_broken_plugin_is_listed_by_name_and_others_keep_working(tmp_path):
+    env = _with_plugins("fails_import")
+    listing = run_edgekit("plugins", env=env)
+    assert listing.code == 0
+    broken = next(line for line in listing.stdout.splitlines() if "fails_import" in line)
+    assert "BROKEN" in broken and "ModuleNotFoundError" in broken
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"), "-q", env=env)
+    assert result.code == 0
+    assert f"warning: plugin '{FAKE}.fails_import' not loaded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plugin_raising_in_hook_is_named(tmp_path):
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"),
+                         env=_with_plugins("raises_in_hook"))
+    assert result.code == 1
+    assert result.stderr.strip() == (f"error: plugin '{FAKE}.raises_in_hook': edgekit_register_passes raised "
+                                     "RuntimeError: database of passes is locked")
+
+
+def test_plugin_returning_wrong_type_is_named(tmp_path):
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"),
+                         env=_with_plugins("wrong_type"))
+    assert result.code == 1
+    assert f"plugin '{FAKE}.wrong_type'" in result.stderr and "expected Backend" in result.stderr
+
+
+def test_misspelt_hook_marks_plugin_broken():
+    listing = run_edgekit("plugins", env=_with_plugins("unknown_hook"))
+    line = next(line for line in listing.stdout.splitlines() if "unknown_hook" in line)
+    assert "edgekit_register_pases" in line
+
+
+def test_pass_raising_or_returning_wrong_type_is_named(tmp_path):
+    env = _with_plugins("raising_pass")
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"),
+                         "--passes", "explode", env=env)
+    assert result.code == 1
+    assert "pass 'explode' raised ValueError: cannot handle node 'conv'" in result.stderr
+    assert f"plugin '{FAKE}.raising_pass'" in result.stderr
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"),
+                         "--passes", "return-none", env=env)
+    assert result.code == 1 and "returned NoneType, expected onnx.ModelProto" in result.stderr
+
+
+def test_observer_hooks_see_every_pass(tmp_path):
+    log = tmp_path / "log.txt"
+    env = {**_with_plugins("observer"), "EDGEKIT_OBSERVER_LOG": str(log)}
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"), "-q", env=env)
+    assert result.code == 0, result.stderr
+    assert log.read_text().splitlines() == [
+        "started 2", "before fold-constants", "after fold-constants 0.0",
+        "before eliminate-dead-code", "after eliminate-dead-code 0.0", "finished"]
+
+
+def test_pass_notes_reach_the_report(tmp_path):
+    """A pass's context.note() lands in its report entry (here: dead code the pass removed)."""
+    from onnx import helper
+
+    model = conv_relu_model()
+    model.graph.node.append(helper.make_node("Relu", ["y"], ["unused"], name="dead"))
+    model.graph.node.append(helper.make_node("Identity", ["x"], ["x2"], name="dead_identity"))
+    path = save(model, tmp_path / "dead.onnx")
+    out = tmp_path / "o"
+    assert run_edgekit("build", path, "-t", "x86-64", "-o", str(out), "-q", "--passes", "eliminate-dead-code").code == 0
+    record = json.loads((out / "report.json").read_text())["passes"][0]
+    assert record["name"] == "eliminate-dead-code"
+    assert record["before"]["nodes"] == 4 and record["after"]["nodes"] == 2
+    assert record["notes"] == [{"message": "removed dead code", "nodes": 2, "initializers": 0}]
