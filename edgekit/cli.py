@@ -59,6 +59,7 @@ def _registry():
     from edgekit.registry import default_registry
 
     registry = default_registry()
+    registry.load_all()
     for info in registry.host.broken():
         click.echo(f"warning: plugin '{info.name}' not loaded: {info.broken}", err=True)
     return registry
@@ -167,7 +168,10 @@ def run_command(output, inputs, seed, samples):
     from edgekit.summary import print_run_summary
 
     section = run(output, _registry(), inputs, seed, samples)
-    print_run_summary(section, _console())
+    import json
+
+    layers = json.loads((output / "report.json").read_text(encoding="utf-8")).get("backend", {}).get("layers")
+    print_run_summary(section, _console(), layers)
 
 
 @main.command()
@@ -202,12 +206,21 @@ def plugins():
 
 
 @main.command()
+@click.argument("model", required=False)
+@click.option("-t", "--target", help="Target profile (for passes that read it).")
+@click.option("--input-shape", "input_shape", multiple=True, help="Static input shape (as for build).")
 @handle_errors
-def passes():
-    """List every registered pass with its plugin, needs and tolerance."""
-    from edgekit.summary import print_passes
+def passes(model, target, input_shape):
+    """List every registered pass; with MODEL, also what each pass matches on it (a dry run)."""
+    from edgekit.summary import print_pass_matches, print_passes
 
-    print_passes(_registry(), _console())
+    registry = _registry()
+    if model is None:
+        print_passes(registry, _console())
+        return
+    from edgekit.inspect import dry_run_passes
+
+    print_pass_matches(dry_run_passes(model, registry, target, list(input_shape)), _console())
 
 
 if __name__ == "__main__":

@@ -46,3 +46,45 @@ def inspect_model(model_text: str, registry: Registry, target_name: str | None,
         "backend": backend.name if backend else None,
         "supported_ops": sorted(supported) if supported is not None else None,
     }
+
+
+def dry_run_passes(model_text: str, registry: Registry, target_name: str | None,
+                   input_shapes: list[str]) -> list[dict[str, Any]]:
+    """Run every registered pass alone on the model (after constant folding, without verification) and
+    say what it would match: its notes and the node, parameter and MAC counts it would change."""
+    import onnx
+
+    from edgekit.errors import one_line
+    from edgekit.frontends import ModelSource, export_to_onnx
+    from edgekit.model import fix_input_shapes, model_stats
+
+    target = registry.target(target_name) if target_name else None
+    context = BuildContext(target=target, registry=registry, options={"input_shapes": input_shapes})
+    source = ModelSource.parse(model_text)
+    _, model = export_to_onnx(source, context)
+    model = fix_input_shapes(model, input_shapes, source.text)
+    passes = registry.passes
+    if "fold-constants" in passes:
+        model = passes["fold-constants"](model, context)
+        context.take_notes()
+    before = model_stats(model)
+    results = []
+    for name, pass_ in sorted(passes.items()):
+        entry: dict[str, Any] = {"pass": name, "plugin": pass_.plugin}
+        missing = sorted(need for need in pass_.needs if context.option(need) is None)
+        if missing:
+            entry["skipped"] = f"needs {', '.join(missing)}"
+            results.append(entry)
+            continue
+        working = onnx.ModelProto()
+        working.CopyFrom(model)
+        try:
+            after = model_stats(pass_(working, context))
+        except Exception as exc:  # a dry run reports every pass, even a failing one
+            entry["failed"] = f"{type(exc).__name__}: {one_line(exc)}"
+            context.take_notes()
+            results.append(entry)
+            continue
+        entry.update(notes=context.take_notes(), before=before.as_dict(), after=after.as_dict())
+        results.append(entry)
+    return results

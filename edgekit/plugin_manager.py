@@ -19,6 +19,8 @@ from edgekit.errors import EdgekitError, PluginError, one_line
 ENTRY_POINT_GROUP = "edgekit"
 # Extra plugin modules to load without installing a package, comma-separated (as PYTEST_PLUGINS).
 PLUGINS_ENV = "EDGEKIT_PLUGINS"
+# Installed plugins to leave unloaded, comma-separated entry-point names (e.g. a broken third-party one).
+DISABLE_ENV = "EDGEKIT_DISABLE_PLUGINS"
 
 
 @dataclass
@@ -38,8 +40,11 @@ class PluginHost:
         self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
+        disabled = {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",")}
         for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
                                   key=lambda ep: ep.name):
+            if entry_point.name in disabled:
+                continue
             dist = entry_point.dist
             self._load(entry_point.name, entry_point.value, entry_point.load,
                        dist.version if dist else "", dist.name if dist else "")
@@ -74,13 +79,20 @@ class PluginHost:
     def broken(self) -> list[PluginInfo]:
         return [info for info in self.plugins.values() if info.broken]
 
+    def mark_broken(self, plugin: str, reason: str) -> None:
+        self.plugins.setdefault(plugin, PluginInfo(plugin, plugin, "", "")).broken = reason
+        self.pm.unregister(name=plugin)
+
     def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """Yield ``(plugin name, result)`` for every implementation of a hook, in pluggy's call order.
 
         An ``EdgekitError`` raised on purpose by a plugin passes through; anything else becomes a
         :class:`PluginError` naming the plugin and the hook."""
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        impls = reversed(getattr(self.pm.hook, hook_name).get_hookimpls())
+        yield from self.call_each_from(hook_name, impls, **kwargs)
+
+    def call_each_from(self, hook_name: str, impls: Iterable[Any], **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        for impl in impls:
             try:
                 result = impl.function(*(kwargs[arg] for arg in impl.argnames))
             except EdgekitError:

@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from edgekit.backends import Backend
-from edgekit.errors import PluginError
+from edgekit.errors import PluginError, UsageError
 from edgekit.hookspecs import REGISTRATION_HOOKS
 from edgekit.passes import Pass
 from edgekit.plugin_manager import PluginHost
@@ -28,19 +28,35 @@ class Registry:
         self.provided: dict[str, dict[str, list[str]]] = {}  # plugin -> kind -> names
 
     def _collect(self, kind: str) -> dict[str, Any]:
+        """Everything of one kind. A plugin whose hook raises or returns the wrong thing is marked
+        broken (named, with the reason) and contributes nothing; the other plugins are unaffected."""
         if kind in self._items:
             return self._items[kind]
         hook = next(h for h, k in REGISTRATION_HOOKS.items() if k == kind)
         items: dict[str, Any] = {}
-        for plugin, result in self.host.call_each(hook):
-            for item in self._validate(plugin, hook, kind, result or []):
-                if item.name in items:
-                    raise PluginError(plugin, f"{kind[:-1]} '{item.name}' is already registered by "
-                                              f"plugin '{_origin(items[item.name])}'")
+        caller = getattr(self.host.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            plugin = impl.plugin_name
+            try:
+                _, result = next(iter(self.host.call_each_from(hook, [impl])))
+                entries = self._validate(plugin, hook, kind, result or [])
+                clash = next((e.name for e in entries if e.name in items), None)
+                if clash:
+                    raise PluginError(plugin, f"{kind[:-1]} '{clash}' is already registered by plugin "
+                                              f"'{_origin(items[clash])}'")
+            except (PluginError, UsageError) as exc:
+                self.host.mark_broken(plugin, str(exc).removeprefix(f"plugin '{plugin}': "))
+                continue
+            for item in entries:
                 items[item.name] = item
                 self.provided.setdefault(plugin, {}).setdefault(kind, []).append(item.name)
         self._items[kind] = items
         return items
+
+    def load_all(self) -> None:
+        """Collect every kind now, so broken plugins are known before a command starts."""
+        for kind in _KINDS:
+            self._collect(kind)
 
     def _validate(self, plugin: str, hook: str, kind: str, result: Any) -> list[Any]:
         expected = _KINDS[kind]

@@ -35,16 +35,27 @@ def print_build_summary(report: dict[str, Any], out: Path, console: Console) -> 
         if key in backend:
             console.print(f"  {key}: {_n(backend[key])}")
     if "run" in report:
-        print_run_summary(report["run"], console)
+        print_run_summary(report["run"], console, backend.get("layers"))
     if "build_seconds" in report:
         console.print(f"built in {report['build_seconds']:.2f} s")
 
 
-def print_run_summary(section: dict[str, Any], console: Console) -> None:
+def print_run_summary(section: dict[str, Any], console: Console,
+                      layers: list[dict[str, Any]] | None = None) -> None:
+    measurements = section.get("measurements", {})
+    per_layer = measurements.get("instructions_per_layer")
+    if layers and per_layer and len(per_layer) == len(layers):
+        table = Table(title="instructions per layer (emulated: instructions, not cycles)", title_justify="left")
+        for column in ("#", "node", "op", "MACs", "instructions", "per MAC"):
+            table.add_column(column, justify="right" if column in ("#", "MACs", "instructions", "per MAC") else "left")
+        for layer, count in zip(layers, per_layer):
+            macs = layer.get("macs") or 0
+            table.add_row(str(layer["index"]), layer["node"], layer["op"], _n(macs), _n(count),
+                          f"{count / macs:.2f}" if macs else "-")
+        console.print(table)
     console.print(f"run on [bold]{section['runner']}[/]: {section['samples']} input(s), max abs error "
                   f"{_err(section['max_abs_error'])} vs onnxruntime (tolerance atol={section['tolerance']['atol']:g}, "
                   f"rtol={section['tolerance']['rtol']:g})")
-    measurements = section.get("measurements", {})
     for key, value in sorted(measurements.items()):
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {_n(value)}")
@@ -111,4 +122,23 @@ def print_passes(registry, console: Console) -> None:
     for name, p in sorted(registry.passes.items()):
         table.add_row(name, p.plugin, ",".join(sorted(p.needs)) or "-",
                       f"atol={p.tolerance.atol:g} rtol={p.tolerance.rtol:g}", p.description)
+    console.print(table)
+
+
+def print_pass_matches(results: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="what each pass matches (dry run, each pass alone after constant folding)",
+                  title_justify="left")
+    for column in ("pass", "plugin", "nodes", "params", "MACs", "matches / notes"):
+        table.add_column(column)
+    for entry in results:
+        if "before" not in entry:
+            table.add_row(entry["pass"], entry["plugin"], "", "", "", entry.get("skipped") or
+                          f"[red]failed: {entry['failed']}[/]")
+            continue
+        before, after = entry["before"], entry["after"]
+        notes = "; ".join(n if isinstance(n, str) else ", ".join(f"{k}={v}" for k, v in n.items())
+                          for n in entry["notes"]) or "no match"
+        table.add_row(entry["pass"], entry["plugin"], f"{_n(before['nodes'])}→{_n(after['nodes'])}",
+                      f"{_n(before['parameters'])}→{_n(after['parameters'])}",
+                      f"{_n(before['macs'])}→{_n(after['macs'])}", notes)
     console.print(table)

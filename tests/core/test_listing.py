@@ -49,3 +49,45 @@ def test_inspect_json_api_flags_unsupported_ops(tmp_path):
     assert info["ops"]["Conv"]["supported"] is True
     assert info["ops"]["Conv"]["macs"] == 4 * 6 * 6 * 2 * 9
     assert "Conv" in info["supported_ops"]
+
+
+def test_user_target_profile_from_a_file(tmp_path):
+    from tests.core.onnx_factory import conv_relu_model, save
+
+    profile = tmp_path / "my-board.toml"
+    profile.write_text('name = "my-board"\nbackend = "onnxruntime"\nrunner = "onnxruntime"\n'
+                       'passes = ["eliminate-dead-code"]\n')
+    model = save(conv_relu_model(), tmp_path / "m.onnx")
+    out = tmp_path / "o"
+    result = run_edgekit("build", model, "--target", str(profile), "-o", str(out), "-q", "--run")
+    assert result.code == 0, result.stderr
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"]["name"] == "my-board"
+    assert [p["name"] for p in report["passes"]] == ["eliminate-dead-code"]
+
+
+def test_user_target_profile_with_unknown_field_is_named(tmp_path):
+    profile = tmp_path / "typo.toml"
+    profile.write_text('name = "typo"\nbakend = "onnxruntime"\n')
+    result = run_edgekit("build", "whatever.onnx", "--target", str(profile), "-o", str(tmp_path / "o"))
+    assert result.code == 2
+    assert "typo.toml: unknown target field(s) bakend" in result.stderr
+
+
+def test_passes_dry_run_on_a_model_shows_matches(tmp_path):
+    from onnx import helper
+
+    from tests.core.onnx_factory import conv_relu_model, save
+
+    model = conv_relu_model()
+    model.graph.node.append(helper.make_node("Identity", ["y"], ["y_copy"], name="dead_identity"))
+    path = save(model, tmp_path / "m.onnx")
+    from edgekit.inspect import dry_run_passes
+    from edgekit.registry import Registry
+
+    results = {r["pass"]: r for r in dry_run_passes(path, Registry(), None, [])}
+    assert results["eliminate-dead-code"]["before"]["nodes"] == 2  # fold-constants already dropped it
+    result = run_edgekit("passes", path)
+    assert result.code == 0 and "eliminate-dead-code" in result.stdout and "no match" in result.stdout
