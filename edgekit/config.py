@@ -13,11 +13,10 @@ Unknown keys are errors that name them: a misspelt setting must not be silently 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, read_toml
 
 # Key -> expected type. Plugins read further options from BuildContext.options; they are set with
 # [tool.edgekit.options] (free-form) so that core keys stay checked.
@@ -42,14 +41,7 @@ def find_config(start: Path) -> Path | None:
 def load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read config ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "config file")
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("edgekit", {})
     unknown = sorted(set(data) - set(KNOWN_KEYS))

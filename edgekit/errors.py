@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 
 class EdgekitError(Exception):
     """Base of every error edgekit reports to a user as one line."""
@@ -33,3 +36,17 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, prefixed by its type when the message is empty."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed file is a UsageError naming it."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read {what} ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, read_toml
 
 # Keys a profile may have. An unknown key is an error that names it: a typo must not go unnoticed.
 _FIELDS = {
@@ -94,15 +93,7 @@ class Target:
     @classmethod
     def from_toml(cls, path: str | Path) -> Target:
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path}: target profile not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read target profile ({exc})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"{path}: not valid TOML ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_toml(path, "target profile"), source=str(path))
 
     def summary(self) -> dict[str, Any]:
         """The profile as plain data, for the report."""
