@@ -81,7 +81,8 @@ def build(request: BuildRequest, registry: Registry,
 
         (staging / REFERENCE_MODEL).write_bytes(for_runtime(model).SerializeToString())
         artifact = _call_backend(backend, "build", model, context, staging)
-        report["backend"] = {"name": backend.name, "files": sorted(artifact.files), **artifact.metadata}
+        # "backend" names the back end; the rest is the back end's own metadata (its public keys).
+        report["backend"] = {**artifact.metadata, "backend": backend.name, "files": sorted(artifact.files)}
         if runner is not None:
             _step(progress, f"run on {runner.name}")
             report["run"] = execute(runner, staging, original, context, backend.tolerance)
@@ -146,7 +147,7 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     reference = load_model(out / REFERENCE_MODEL)
     context = BuildContext(target=target, registry=registry, report=report, work_dir=out)
     context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
-    backend = registry.get("backends", report["backend"]["name"])
+    backend = registry.get("backends", report["target"]["backend"])
     return execute(runner, out, reference, context, backend.tolerance)
 
 

@@ -30,10 +30,13 @@ def print_build_summary(report: dict[str, Any], out: Path, console: Console) -> 
             _err(record["max_abs_error_vs_original"]))
     console.print(table)
     backend = report.get("backend", {})
-    console.print(f"back end [bold]{backend.get('name')}[/]: {len(backend.get('files', []))} files in {out}")
+    console.print(f"back end [bold]{backend.get('backend')}[/]: {len(backend.get('files', []))} files in {out}")
     for key in ("arena_bytes", "arena_lower_bound_bytes", "weights_bytes", "code_bytes"):
-        if key in backend:
-            console.print(f"  {key}: {_n(backend[key])}")
+        value = backend.get(key)
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_n(v)}" for k, v in value.items())
+        if value is not None:
+            console.print(f"  {key}: {_n(value)}")
     if "run" in report:
         print_run_summary(report["run"], console, backend.get("layers"))
     if "build_seconds" in report:
