@@ -53,6 +53,11 @@ class Backend:
                     f"node '{node.name}' (op {op_key(node)}) is not supported by back end '{self.name}' "
                     f"on target '{context.target.name}'; supported ops: {', '.join(sorted(supported))}")
 
+    def runner_for(self, target: Target) -> str | None:
+        """The runner that executes this back end's artifacts on ``target``, when it is not the
+        profile's default (e.g. onnxruntime's model on a host target); None: use ``target.runner``."""
+        return None
+
     def build(self, model: onnx.ModelProto, context: BuildContext, out_dir: Path) -> Artifact:
         """Write the artifact into ``out_dir`` (a fresh temporary directory) and describe it."""
         raise NotImplementedError

@@ -34,6 +34,7 @@ class BuildRequest:
     name: str = "model"
     seed: int = 0
     verify_samples: int = 1
+    backend: str | None = None  # overrides the target profile's back end
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,8 +49,8 @@ def build(request: BuildRequest, registry: Registry,
     started = time.perf_counter()
     check_output_dir(request.output)
     target = registry.target(request.target)
-    backend = registry.get("backends", target.backend)
-    runner = _runner_for(registry, target) if request.run else None
+    backend = registry.get("backends", request.backend or target.backend)
+    runner = _runner_for(registry, target, backend) if request.run else None
     passes = registry.resolve_passes(request.passes if request.passes is not None else target.passes)
     context = BuildContext(target=target, registry=registry, options={
         "name": request.name, "input_shapes": request.input_shapes, "seed": request.seed, **request.options})
@@ -66,7 +67,8 @@ def build(request: BuildRequest, registry: Registry,
         "model": {"source": source.text, "frontend": frontend, "ops": op_counts(model),
                   "inputs": _values(graph_inputs(model)), "outputs": _values(model.graph.output),
                   "before": model_stats(model).as_dict()},
-        "target": {"name": target.name, "backend": backend.name, "runner": target.runner,
+        "target": {"name": target.name, "backend": backend.name,
+                   "runner": backend.runner_for(target) or target.runner,
                    "cpu": target.cpu, "features": list(target.features)},
         "verification": {"samples": len(context.inputs), "seed": request.seed,
                          "inputs": "user file" if request.inputs_file else "seeded random"},
@@ -143,18 +145,21 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     except (OSError, ValueError) as exc:
         raise UsageError(f"{report_path}: unreadable report ({one_line(exc)})") from None
     target = registry.target(report["target"]["name"])
-    runner = _runner_for(registry, target)
+    backend = registry.get("backends", report["target"]["backend"])
+    runner = _runner_for(registry, target, backend)
     reference = load_model(out / REFERENCE_MODEL)
     context = BuildContext(target=target, registry=registry, report=report, work_dir=out)
     context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
-    backend = registry.get("backends", report["target"]["backend"])
     return execute(runner, out, reference, context, backend.tolerance)
 
 
-def _runner_for(registry: Registry, target):
-    if not target.runner:
+def _runner_for(registry: Registry, target, backend):
+    """The runner for this target and back end: the back end's own when it names one for the target
+    (``Backend.runner_for``), else the target profile's."""
+    name = backend.runner_for(target) or target.runner
+    if not name:
         raise UsageError(f"target '{target.name}' has no runner here (build-only); drop --run")
-    return registry.get("runners", target.runner)
+    return registry.get("runners", name)
 
 
 def _call_backend(backend, method: str, *args):

@@ -55,7 +55,9 @@ def handle_errors(command):
     return wrapper
 
 
+@functools.lru_cache(maxsize=1)
 def _registry():
+    """The process's registry, loaded once; broken plugins are warned about once."""
     from edgekit.registry import default_registry
 
     registry = default_registry()
@@ -105,6 +107,8 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @main.command()
 @click.argument("model")
 @click.option("-t", "--target", help="Target profile name (see `edgekit targets`) or a profile .toml file.")
+@click.option("--backend", help="Use this back end instead of the target's (see `edgekit plugins`).")
+@click.option("--kernels", help="Kernel source for back ends that offer several (for example tvm on mcu-c).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (replaced atomically).")
 @click.option("--passes", help="Comma-separated pass list, replacing the target's default pipeline.")
 @click.option("--input-shape", "input_shape", multiple=True,
@@ -119,8 +123,8 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
               help="Settings file (default: ./edgekit.toml or [tool.edgekit] in ./pyproject.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
 @handle_errors
-def build(model, target, output, passes, input_shape, inputs, run_, name, seed, verify_samples, extra,
-          config_file, quiet):
+def build(model, target, backend, kernels, output, passes, input_shape, inputs, run_, name, seed,
+          verify_samples, extra, config_file, quiet):
     """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
     from edgekit.build import BuildRequest, build as run_build
     from edgekit.config import find_config, load_config, merge
@@ -128,7 +132,7 @@ def build(model, target, output, passes, input_shape, inputs, run_, name, seed, 
     settings = merge(load_config(config_file or find_config(Path.cwd())), {
         "target": target, "output": str(output) if output else None, "passes": _split_passes(passes),
         "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
-        "verify_samples": verify_samples})
+        "verify_samples": verify_samples, "backend": backend})
     if not settings.get("target"):
         raise UsageError("no target: give --target (see `edgekit targets`) or set target in edgekit.toml")
     if verify_samples is not None and verify_samples < 1:
@@ -140,7 +144,9 @@ def build(model, target, output, passes, input_shape, inputs, run_, name, seed, 
         passes=settings.get("passes"), input_shapes=list(settings.get("input_shape", [])),
         inputs_file=settings.get("inputs"), run=bool(settings.get("run")), name=settings.get("name", "model"),
         seed=settings.get("seed", 0), verify_samples=settings.get("verify_samples", 1),
-        options={**settings.get("options", {}), **_parse_options(extra)})
+        backend=settings.get("backend"),
+        options={**settings.get("options", {}), **({"kernels": kernels} if kernels else {}),
+                 **_parse_options(extra)})
     registry = _registry()
     if quiet:
         report = run_build(request, registry)
@@ -223,5 +229,22 @@ def passes(model, target, input_shape):
     print_pass_matches(dry_run_passes(model, registry, target, list(input_shape)), _console())
 
 
-if __name__ == "__main__":
+def _add_plugin_commands() -> None:
+    """Let plugins add subcommands (``edgekit_register_commands``); a failing plugin is named, not fatal."""
+    from edgekit.errors import PluginError
+
+    try:
+        registry = _registry()
+        registry.host.notify("edgekit_register_commands", cli=main)
+    except PluginError as exc:
+        click.echo(f"warning: {exc}", err=True)
+
+
+def run_cli() -> None:
+    """The console-script entry point."""
+    _add_plugin_commands()
     main()
+
+
+if __name__ == "__main__":
+    run_cli()

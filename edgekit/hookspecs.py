@@ -75,6 +75,12 @@ def edgekit_export_model(source: ModelSource, context: BuildContext) -> onnx.Mod
 
 
 @hookspec
+def edgekit_register_commands(cli: Any) -> None:
+    """Add subcommands to the ``edgekit`` CLI (a ``click.Group``), e.g. ``@cli.command() def tune(): ...``.
+    Import heavy modules inside the command, not at plugin import: every CLI start loads plugins."""
+
+
+@hookspec
 def edgekit_pipeline_started(model: onnx.ModelProto, context: BuildContext) -> None:
     """Called once with the front end's model before the first pass."""
 

@@ -32,6 +32,9 @@ class OnnxruntimeBackend(edgekit.Backend):
     def supported_ops(self, target: edgekit.Target) -> set[str]:
         return set(_cpu_ops())
 
+    def runner_for(self, target: edgekit.Target) -> str:
+        return OnnxruntimeRunner.name  # the model runs here, whatever device the profile describes
+
     def build(self, model, context: edgekit.BuildContext, out_dir: Path) -> edgekit.Artifact:
         from edgekit.model import for_runtime, graph_inputs, numpy_dtype, tensor_dims
 

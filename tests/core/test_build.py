@@ -140,3 +140,15 @@ def test_constant_shape_arithmetic_is_folded(tmp_path):
 def test_every_command_has_help(command):
     result = run_edgekit(*command)
     assert result.code == 0 and "Usage:" in result.stdout
+
+
+def test_backend_flag_overrides_the_target_profile(tmp_path):
+    model = save(conv_relu_model(), tmp_path / "m.onnx")
+    out = tmp_path / "o"
+    result = run_edgekit("build", model, "-t", "cortex-m4", "--backend", "onnxruntime", "-o", str(out), "--run", "-q")
+    assert result.code == 0, result.stderr
+    report = _report(out)
+    assert report["target"] == {**report["target"], "name": "cortex-m4", "backend": "onnxruntime",
+                                "runner": "onnxruntime"}
+    unknown = run_edgekit("build", model, "-t", "x86-64", "--backend", "onnxrt", "-o", str(out))
+    assert unknown.code == 2 and "did you mean 'onnxruntime'" in unknown.stderr

@@ -109,3 +109,10 @@ def test_disabling_an_installed_plugin(tmp_path):
     assert "│ cleanup" not in listing.stdout and "│ onnx " in listing.stdout
     result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"), env=env)
     assert result.code == 2 and "unknown pass 'fold-constants'" in result.stderr
+
+
+def test_plugin_adds_a_cli_command():
+    env = _with_plugins("adds_command")
+    assert "hello" in run_edgekit("--help", env=env).stdout
+    result = run_edgekit("hello", "--who", "edge", env=env)
+    assert result.code == 0 and result.stdout.strip() == "hello edge"
