@@ -65,15 +65,35 @@ def load_model(path: str | Path) -> onnx.ModelProto:
 
 
 def validate(model: onnx.ModelProto, where: str) -> None:
-    """``onnx.checker`` plus edgekit's own minimum opset, as a one-line UsageError."""
+    """Everything edgekit needs of an input model, as one-line UsageErrors naming what is wrong:
+    ``onnx.checker`` with strict type and shape checks (cycles, wrong dtypes), a minimum opset, ops
+    that ONNX or onnxruntime define (the reference every build is verified against), finite weights."""
     try:
-        onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, ValueError) as exc:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError, and ValueError for oversize protos
         raise UsageError(f"{where}: invalid ONNX model ({one_line(exc)})") from None
     opset = default_opset(model)
     if opset and opset < MIN_OPSET:
         raise UsageError(f"{where}: opset {opset} is older than {MIN_OPSET}; re-export with a newer opset "
                          f"or convert with onnx.version_converter")
+    from edgekit.verify import onnxruntime_ops
+
+    known = onnxruntime_ops()
+    for node in model.graph.node:
+        if op_key(node) not in known and not onnx.defs.has(node.op_type, node.domain):
+            raise UsageError(f"{where}: node '{node.name}' uses op '{op_key(node)}', which neither ONNX nor "
+                             f"onnxruntime defines; edgekit verifies every model with onnxruntime")
+    for tensor in model.graph.initializer:
+        if tensor.data_type in _FLOAT_TYPES:
+            values = numpy_helper.to_array(tensor)
+            if not np.isfinite(values).all():
+                bad = int(np.size(values) - np.isfinite(values).sum())
+                raise UsageError(f"{where}: weight tensor '{tensor.name}' has {bad} NaN or Inf value(s); "
+                                 f"fix the training or export that produced them")
+
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+                onnx.TensorProto.BFLOAT16}
 
 
 # ---------------------------------------------------------------------------------------------------

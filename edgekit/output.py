@@ -23,11 +23,13 @@ def check_output_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory; choose another -o")
     parent = out.resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{out}: {parent} is not a directory; choose another -o")
     if not parent.exists():
         try:
             parent.mkdir(parents=True)
         except OSError as exc:
-            raise UsageError(f"{out}: cannot create parent directory ({exc.strerror})") from None
+            raise UsageError(f"{out}: cannot create parent directory {parent} ({exc.strerror})") from None
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{out}: directory {parent} is not writable")
 

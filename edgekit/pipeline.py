@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from edgekit.errors import BuildError, EdgekitError, PluginError, one_line
+from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError, one_line
 from edgekit.model import infer_shapes, model_stats
 from edgekit.passes import PassRecord
 from edgekit.verify import compare, run_onnxruntime
@@ -31,8 +31,6 @@ def check_needs(passes: Sequence[Pass], context: BuildContext) -> None:
     for pass_ in passes:
         missing = sorted(need for need in pass_.needs if context.option(need) is None)
         if missing:
-            from edgekit.errors import UsageError
-
             raise UsageError(f"pass '{pass_.name}' needs {', '.join(missing)}; give it with "
                              f"--{missing[0].replace('_', '-')} or drop the pass")
 
@@ -41,7 +39,7 @@ def run_pipeline(model: onnx.ModelProto, passes: Sequence[Pass], context: BuildC
                  progress: ProgressCallback | None = None) -> onnx.ModelProto:
     check_needs(passes, context)
     host = context.registry.host
-    original_outputs = run_onnxruntime(model, context.inputs, "input model")
+    original_outputs = run_onnxruntime(model, context.inputs, "input model", error=UsageError)
     context.section("verification")["reference_outputs"] = sorted(original_outputs[0]) if original_outputs else []
     host.notify("edgekit_pipeline_started", model=model, context=context)
     records = context.report.setdefault("passes", [])

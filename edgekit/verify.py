@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,8 +81,19 @@ def load_inputs(path: str | Path, model: onnx.ModelProto) -> list[Inputs]:
     return samples or []
 
 
-def run_onnxruntime(model: onnx.ModelProto, inputs: list[Inputs], what: str = "model") -> list[dict[str, np.ndarray]]:
-    """Run a model in onnxruntime (all optimizations off: the reference must be the graph as written)."""
+@functools.lru_cache(maxsize=1)
+def onnxruntime_ops() -> frozenset[str]:
+    """Op keys (``Conv``, ``com.microsoft::QuickGelu``) onnxruntime's CPU provider has kernels for."""
+    from onnxruntime.capi import _pybind_state
+
+    return frozenset(k.op_name if k.domain in ("", "ai.onnx") else f"{k.domain}::{k.op_name}"
+                     for k in _pybind_state.get_all_opkernel_def() if k.provider == "CPUExecutionProvider")
+
+
+def run_onnxruntime(model: onnx.ModelProto, inputs: list[Inputs], what: str = "model",
+                    error: type[Exception] = BuildError) -> list[dict[str, np.ndarray]]:
+    """Run a model in onnxruntime (all optimizations off: the reference must be the graph as written).
+    ``error`` is what a failure raises: a user's model that onnxruntime cannot run is bad input."""
     import onnxruntime as ort
 
     from edgekit.model import for_runtime
@@ -95,7 +107,7 @@ def run_onnxruntime(model: onnx.ModelProto, inputs: list[Inputs], what: str = "m
         names = [o.name for o in session.get_outputs()]
         return [dict(zip(names, session.run(None, feeds))) for feeds in inputs]
     except Exception as exc:
-        raise BuildError(f"onnxruntime cannot run the {what}: {one_line(exc)}") from None
+        raise error(f"onnxruntime cannot run the {what}: {one_line(exc)}") from None
 
 
 @dataclass

@@ -6,7 +6,6 @@ This is what the ``x86-64`` target uses: the pipeline's output, checked and veri
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import edgekit
@@ -14,23 +13,14 @@ import edgekit
 MODEL_FILE = "model.onnx"
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_ops() -> frozenset[str]:
-    from onnxruntime.capi import _pybind_state
-
-    ops = set()
-    for kernel in _pybind_state.get_all_opkernel_def():
-        if kernel.provider == "CPUExecutionProvider":
-            ops.add(kernel.op_name if kernel.domain in ("", "ai.onnx") else f"{kernel.domain}::{kernel.op_name}")
-    return frozenset(ops)
-
-
 class OnnxruntimeBackend(edgekit.Backend):
     name = "onnxruntime"
     description = "verified ONNX model run by onnxruntime (CPU)"
 
     def supported_ops(self, target: edgekit.Target) -> set[str]:
-        return set(_cpu_ops())
+        from edgekit.verify import onnxruntime_ops
+
+        return set(onnxruntime_ops())
 
     def runner_for(self, target: edgekit.Target) -> str:
         return OnnxruntimeRunner.name  # the model runs here, whatever device the profile describes

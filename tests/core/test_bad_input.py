@@ -119,3 +119,97 @@ def test_failed_build_leaves_existing_output_untouched(tmp_path):
     bad.write_text("garbage")
     assert run_edgekit("build", str(bad), "-t", "x86-64", "-o", str(out), "-q").code == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _graph_model(nodes, inits=(), opsets=(("", 17),), x_type=None):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", x_type or TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+    model.ir_version = 8
+    return model
+
+
+def test_graph_with_a_cycle(tmp_path):
+    from onnx import helper
+
+    model = _graph_model([helper.make_node("Add", ["x", "z"], ["y"], name="add"),
+                          helper.make_node("Relu", ["y"], ["z"], name="relu")])
+    _assert_usage_error(_build(save(model, tmp_path / "cycle.onnx"), tmp_path), "cycle.onnx", "topologically sorted")
+
+
+def test_unknown_operator_domain(tmp_path):
+    from onnx import helper
+
+    model = _graph_model([helper.make_node("Frobnicate", ["x"], ["y"], name="frob", domain="com.example")],
+                         opsets=(("", 17), ("com.example", 1)))
+    _assert_usage_error(_build(save(model, tmp_path / "custom.onnx"), tmp_path),
+                        "node 'frob'", "com.example::Frobnicate")
+
+
+def test_wrong_dtype(tmp_path):
+    from onnx import TensorProto, helper
+
+    model = _graph_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], x_type=TensorProto.INT64)
+    _assert_usage_error(_build(save(model, tmp_path / "int.onnx"), tmp_path), "int.onnx", "elem type")
+
+
+def test_nan_weights_are_refused_naming_the_tensor(tmp_path):
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    weights = np.eye(4, dtype=np.float32)
+    weights[1, 2] = np.nan
+    model = _graph_model([helper.make_node("MatMul", ["x", "dense_w"], ["y"], name="mm")],
+                         [numpy_helper.from_array(weights, "dense_w")])
+    _assert_usage_error(_build(save(model, tmp_path / "nan.onnx"), tmp_path), "'dense_w'", "1 NaN or Inf")
+
+
+def _external_model(tmp_path, location):
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    sub = tmp_path / "sub"
+    sub.mkdir(exist_ok=True)
+    model = _graph_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+                         [numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")])
+    onnx.save(model, str(sub / "m.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0)
+    if location != "w.bin":
+        model = onnx.load(str(sub / "m.onnx"), load_external_data=False)
+        for entry in model.graph.initializer[0].external_data:
+            if entry.key == "location":
+                entry.value = location
+        onnx.save(model, str(sub / "m.onnx"))
+    return sub / "m.onnx"
+
+
+def test_external_weights_load_and_their_faults_are_named(tmp_path):
+    good = _external_model(tmp_path, "w.bin")
+    assert _build(good, tmp_path).code == 0
+    (good.parent / "w.bin").unlink()
+    _assert_usage_error(_build(good, tmp_path / "sub"), "m.onnx", "cannot load external weights")
+
+
+def test_external_weights_outside_the_model_directory_are_refused(tmp_path):
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 64)
+    model = _external_model(tmp_path, "../secret.bin")
+    _assert_usage_error(_build(model, tmp_path / "sub"), "points outside the directory")
+
+
+def test_output_directory_not_writable(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        locked = tmp_path / "file-parent"
+        locked.write_text("a file cannot hold an output directory")
+        result = run_edgekit("build", save(conv_relu_model(), tmp_path / "m.onnx"), "-t", "x86-64",
+                             "-o", str(locked / "out"))
+        _assert_usage_error(result, "file-parent")
+        return
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = run_edgekit("build", save(conv_relu_model(), tmp_path / "m.onnx"), "-t", "x86-64",
+                         "-o", str(locked / "out"))
+    _assert_usage_error(result, "not writable")
