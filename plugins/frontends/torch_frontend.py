@@ -1,16 +1,19 @@
 """PyTorch front end: ``torch.export`` programs (``.pt2``) and ``file.py:function`` module factories,
 exported with ``torch.onnx.export`` (dynamo exporter, single-file ONNX).
 
-Security: a ``.pt2`` is loaded with ``torch.export.load``, which reads weights with
-``weights_only=True``; edgekit never unpickles arbitrary objects. Pickled ``.pt``/``.pth`` modules are
+Security: a ``.pt2`` is loaded with ``torch.export.load`` under :func:`no_arbitrary_unpickling`,
+which forces ``weights_only=True`` on every ``torch.load`` and refuses the archive's pickled opaque
+objects: edgekit never unpickles arbitrary objects. Pickled ``.pt``/``.pth`` modules are
 refused with a message saying how to save a program instead. A factory file is Python the user asked
 us to run, like a build script.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import edgekit
@@ -95,10 +98,46 @@ def _export_module(module, args: tuple, source: ModelSource):
     return _model_proto(program)
 
 
+@contextlib.contextmanager
+def no_arbitrary_unpickling() -> Iterator[None]:
+    """While active, ``torch.load`` only accepts tensors and plain data (``weights_only=True``), and
+    the pt2 archive reader's ``pickle.loads`` (opaque objects) and pickled constants are refused."""
+    import torch
+    import torch.export.pt2_archive._package as package
+
+    def refuse(*args, **kwargs):
+        raise UsageError("the .pt2 file holds pickled Python objects, which edgekit does not load; "
+                         "export a program whose constants are tensors")
+
+    real_load = torch.load
+
+    def weights_only_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return real_load(*args, **kwargs)
+
+    class _NoPickle:
+        loads = staticmethod(refuse)
+        load = staticmethod(refuse)
+
+    patches = [(torch, "load", weights_only_load), (package, "pickle", _NoPickle),
+               (torch._C, "_pickle_load_obj", refuse)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
 def _export_program(source: ModelSource):
     torch = _torch()
     try:
-        program = torch.export.load(str(Path(source.path)))
+        with no_arbitrary_unpickling():
+            program = torch.export.load(str(Path(source.path)))
+    except UsageError:
+        raise
     except Exception as exc:
         raise UsageError(f"{source.path}: not a torch.export program ({type(exc).__name__}: {one_line(exc)})") from None
     try:

@@ -152,3 +152,32 @@ def test_backend_flag_overrides_the_target_profile(tmp_path):
                                 "runner": "onnxruntime"}
     unknown = run_edgekit("build", model, "-t", "x86-64", "--backend", "onnxrt", "-o", str(out))
     assert unknown.code == 2 and "did you mean 'onnxruntime'" in unknown.stderr
+
+
+class ArbitraryObject:
+    """Any class: unpickling it would import and construct arbitrary code."""
+
+
+def test_pt2_loading_never_unpickles_arbitrary_objects():
+    import io
+    import pickle
+
+    import torch
+    import torch.export.pt2_archive._package as package
+
+    from edgekit.errors import UsageError
+    from edgekit.plugins.frontends.torch_frontend import no_arbitrary_unpickling
+
+    buffer = io.BytesIO()
+    torch.save({"obj": ArbitraryObject()}, buffer)
+    with no_arbitrary_unpickling():
+        buffer.seek(0)
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(buffer, weights_only=False)  # the archive reader asks for this; we refuse
+        with pytest.raises(UsageError):
+            package.pickle.loads(pickle.dumps(ArbitraryObject()))
+        buffer2 = io.BytesIO()
+        torch.save({"w": torch.ones(2)}, buffer2)
+        buffer2.seek(0)
+        assert torch.load(buffer2)["w"].sum().item() == 2.0  # plain tensors still load
+    assert package.pickle is pickle and torch.load.__name__ == "load"  # restored afterwards
