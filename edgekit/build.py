@@ -72,6 +72,8 @@ def build(request: BuildRequest, registry: Registry,
                    "cpu": target.cpu, "features": list(target.features)},
         "verification": {"samples": len(context.inputs), "seed": request.seed,
                          "inputs": "user file" if request.inputs_file else "seeded random"},
+        # What back ends and runners read from the context; `edgekit run` restores it.
+        "options": {k: v for k, v in sorted(context.options.items()) if k not in ("input_shapes", "seed")},
     })
     original = model
     model = run_pipeline(model, passes, context, progress)
@@ -148,7 +150,8 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     backend = registry.get("backends", report["target"]["backend"])
     runner = _runner_for(registry, target, backend)
     reference = load_model(out / REFERENCE_MODEL)
-    context = BuildContext(target=target, registry=registry, report=report, work_dir=out)
+    context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
+                           options=dict(report.get("options", {})))
     context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
     return execute(runner, out, reference, context, backend.tolerance)
 

@@ -181,3 +181,30 @@ def test_pt2_loading_never_unpickles_arbitrary_objects():
         buffer2.seek(0)
         assert torch.load(buffer2)["w"].sum().item() == 2.0  # plain tensors still load
     assert package.pickle is pickle and torch.load.__name__ == "load"  # restored afterwards
+
+
+def test_run_restores_the_build_options(tmp_path):
+    from edgekit.build import run
+    from edgekit.registry import Registry
+
+    from edgekit import RunResult
+    from edgekit.verify import run_onnxruntime
+
+    seen = {}
+
+    class Spy:
+        name, plugin = "spy", "test"
+
+        def run(self, artifact_dir, inputs, context):
+            seen.update(context.options)
+            model = onnx.load(str(artifact_dir / "model.onnx"))
+            return [RunResult(outputs=o) for o in run_onnxruntime(model, inputs)]
+
+    model = save(conv_relu_model(), tmp_path / "m.onnx")
+    out = tmp_path / "o"
+    assert run_edgekit("build", model, "-t", "x86-64", "-o", str(out), "-q", "--name", "net",
+                       "--option", "optimize=-Os").code == 0
+    registry = Registry()
+    registry.runners["onnxruntime"] = Spy()
+    run(out, registry)
+    assert seen["optimize"] == "-Os" and seen["name"] == "net"
