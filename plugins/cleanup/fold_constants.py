@@ -18,7 +18,10 @@ import edgekit
 OUTPUT_SIZE_LIMIT = 16 * 1024 * 1024
 
 
-@edgekit.model_pass("fold-constants", atol=0.0, rtol=1e-6)
+# Folding evaluates sub-graphs with onnx's reference implementation (numpy), whose summation order
+# differs from onnxruntime's: a folded ReduceSum can land one float32 ulp away, which at a near-zero
+# output is ~5e-7 absolute. That is round-off, not a change of the computation.
+@edgekit.model_pass("fold-constants", atol=1e-6, rtol=1e-6)
 def fold_constants(model: onnx.ModelProto, context: edgekit.BuildContext) -> onnx.ModelProto:
     """Evaluate constant sub-graphs at build time and store the results as initializers."""
     import onnx_ir as ir

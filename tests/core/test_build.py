@@ -28,12 +28,15 @@ def test_build_onnx_writes_verified_model_and_report(resnet8, tmp_path):
     assert report["target"]["name"] == "x86-64"
     assert report["model"]["frontend"] == "onnx"
     assert report["model"]["before"] == {"nodes": 24, "parameters": 77708, "macs": 12501632}
+    from edgekit.registry import Registry
+
     names = [p["name"] for p in report["passes"]]
-    assert names == ["fold-constants", "eliminate-dead-code"]
+    assert names == list(Registry().target("x86-64").passes)
     for record in report["passes"]:
         assert record["seconds"] >= 0
         assert set(record["before"]) == {"nodes", "parameters", "macs"}
-        assert record["max_abs_error"] == 0.0  # both passes are exact
+        assert record["before"] == record["after"]  # ResNet-8 as converted has nothing to fold or merge
+        assert record["max_abs_error"] == 0.0
         assert record["max_abs_error_vs_original"] == 0.0
     built = onnx.load(str(out / "model.onnx"))
     onnx.checker.check_model(built)

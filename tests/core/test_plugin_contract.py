@@ -80,7 +80,8 @@ def test_pass_raising_or_returning_wrong_type_is_named(tmp_path):
 def test_observer_hooks_see_every_pass(tmp_path):
     log = tmp_path / "log.txt"
     env = {**_with_plugins("observer"), "EDGEKIT_OBSERVER_LOG": str(log)}
-    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"), "-q", env=env)
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"), "-q",
+                         "--passes", "fold-constants,eliminate-dead-code", env=env)
     assert result.code == 0, result.stderr
     assert log.read_text().splitlines() == [
         "started 2", "before fold-constants", "after fold-constants 0.0",

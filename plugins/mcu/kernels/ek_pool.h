@@ -1,0 +1,35 @@
+/* ek_pool.h: MaxPool / AveragePool (1-D as H = 1, 2-D) and global average/max pooling, NCHW.
+ * Padding, dilation and ceil_mode are resolved by the generator into explicit pads and output
+ * sizes; the kernel clips each window to the input once per output position (no per-tap checks). */
+#ifndef EK_POOL_H
+#define EK_POOL_H
+
+#include "ek_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int32_t batch, channels;
+    int32_t in_h, in_w, out_h, out_w;
+    int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w;
+    int32_t pad_top, pad_left, pad_bottom, pad_right;
+    int32_t count_include_pad;  /* AveragePool: divide by the taps inside the padded input */
+} ek_pool2d_params;
+
+typedef struct {
+    int32_t planes;  /* N * C */
+    int32_t size;    /* elements per plane */
+} ek_global_pool_params;
+
+void ek_maxpool2d_f32(const ek_pool2d_params *p, const float *in, float *out);
+void ek_avgpool2d_f32(const ek_pool2d_params *p, const float *in, float *out);
+void ek_global_avgpool_f32(const ek_global_pool_params *p, const float *in, float *out);
+void ek_global_maxpool_f32(const ek_global_pool_params *p, const float *in, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_POOL_H */

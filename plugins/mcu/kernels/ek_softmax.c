@@ -1,0 +1,50 @@
+/* ek_softmax.c: max-subtracted softmax; three passes over each strided slice. */
+#include "ek_softmax.h"
+
+void ek_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
+{
+    const int32_t len = p->axis_len, inner = p->inner;
+    int32_t o, j, k;
+    for (o = 0; o < p->outer; o++) {
+        for (j = 0; j < inner; j++) {
+            const float *x = in + (o * len) * inner + j;
+            float *y = out + (o * len) * inner + j;
+            float m = -INFINITY, sum = 0.0f, inv;
+            for (k = 0; k < len; k++) {
+                m = ek_maxf(m, x[k * inner]);
+            }
+            for (k = 0; k < len; k++) {
+                const float e = expf(x[k * inner] - m);
+                y[k * inner] = e;
+                sum += e;
+            }
+            inv = 1.0f / sum;
+            for (k = 0; k < len; k++) {
+                y[k * inner] *= inv;
+            }
+        }
+    }
+}
+
+void ek_log_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
+{
+    const int32_t len = p->axis_len, inner = p->inner;
+    int32_t o, j, k;
+    for (o = 0; o < p->outer; o++) {
+        for (j = 0; j < inner; j++) {
+            const float *x = in + (o * len) * inner + j;
+            float *y = out + (o * len) * inner + j;
+            float m = -INFINITY, sum = 0.0f, shift;
+            for (k = 0; k < len; k++) {
+                m = ek_maxf(m, x[k * inner]);
+            }
+            for (k = 0; k < len; k++) {
+                sum += expf(x[k * inner] - m);
+            }
+            shift = m + logf(sum);
+            for (k = 0; k < len; k++) {
+                y[k * inner] = x[k * inner] - shift;
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+"""The ``mcu-c`` back end: ONNX -> firmware-ready C99 (one kernel call per layer, const weights,
+static memory plan) for Cortex-M targets, with flash/RAM figures measured by the target's
+toolchain and checked against its budgets.
+
+Options read from ``context.options``: ``name`` (C symbol prefix, default "model"),
+``static_arena`` (the library defines its arena; pass NULL to ``<name>_run_io``),
+``kernels`` (only "edgekit"), ``ignore_budget`` (report a flash/RAM overrun in ``budget_exceeded`` instead of failing, e.g. to
+run a float model on an emulated board whose memory is larger than the profile's budget)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+import edgekit
+from edgekit.errors import BuildError
+from edgekit.plugins.mcu import sizes
+from edgekit.plugins.mcu.generator import MEMORY_PLAN_FILE, generate, lower_model
+from edgekit.plugins.mcu.optable import supported_ops_list
+
+
+class McuBackend(edgekit.Backend):
+    name = "mcu-c"
+    description = "float32 C99 for microcontrollers: one kernel call per layer, static arena"
+
+    def supported_ops(self, target) -> set[str]:
+        return set(supported_ops_list())
+
+    def check(self, model: onnx.ModelProto, context: edgekit.BuildContext) -> None:
+        kernels = context.option("kernels")
+        if kernels not in (None, "", "edgekit"):
+            raise edgekit.UsageError(f"--kernels '{kernels}': back end 'mcu-c' has one kernel "
+                                     f"library, 'edgekit'; drop the flag or use --kernels edgekit")
+        # Lowering is cheap and is the one place that knows every attribute limit.
+        lower_model(model, context.target.name)
+
+    def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
+              out_dir: Path) -> edgekit.Artifact:
+        out_dir = Path(out_dir)
+        target = context.target
+        static_arena = bool(context.option("static_arena", False))
+        gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
+                       static_arena=static_arena, target_name=target.name)
+        sched, plan = gen.schedule, gen.plan
+        io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
+        budget_notes: list[str] = []
+        ignore_budget = bool(context.option("ignore_budget", False))
+
+        def budget(check, *args):
+            try:
+                check(target, *args)
+            except BuildError as exc:
+                if not ignore_budget:
+                    raise
+                budget_notes.append(str(exc))
+                context.note(f"ignored (option ignore_budget): {exc}")
+
+        budget(sizes.check_ram_budget, plan.arena_bytes, io_bytes)  # known before compiling
+        measured = sizes.measure(out_dir, gen.prefix, gen.sources, target)
+        # The -Os figure: a build that does not fit at -Os cannot be made to fit by flags.
+        budget(sizes.check_flash_budget, measured["code_bytes"]["Os"], measured["weights_bytes"])
+
+        def io(names):
+            return [{"name": n, "c_name": sched.tensors[n].c_name,
+                     "shape": list(sched.tensors[n].shape), "dtype": "float32",
+                     "count": sched.tensors[n].count, "bytes": sched.tensors[n].nbytes}
+                    for n in names]
+
+        metadata = {
+            "name": gen.prefix,
+            "header": gen.header,
+            "sources": gen.sources,
+            "include_dirs": [".", "kernels"],
+            "run_function": f"{gen.prefix}_run_io",
+            "static_arena": static_arena,
+            "arena_bytes": plan.arena_bytes,
+            "arena_lower_bound_bytes": plan.lower_bound_bytes,
+            "arena_ratio": round(plan.ratio, 4),
+            "arena_tensor_lower_bound_bytes": plan.tensor_lower_bound_bytes,
+            "inputs": io(sched.inputs),
+            "outputs": io(sched.outputs),
+            "layers": [{"index": layer.index, "node": layer.node, "op": layer.op,
+                        "kernel": layer.function, "macs": layer.macs,
+                        "output_shape": list(sched.tensors[layer.outputs[0]].shape)}
+                       for layer in sched.layers],
+            "profile_macro": "EK_PROFILE",
+            "code_bytes": measured["code_bytes"],
+            "weights_bytes": measured["weights_bytes"],
+            "memory_plan": MEMORY_PLAN_FILE,
+            "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
+            "kernel_families": sorted(sched.families),
+            "budget_exceeded": budget_notes,
+        }
+        return edgekit.Artifact(backend=self.name, files=gen.files, metadata=metadata)
+
+
+@edgekit.hookimpl
+def edgekit_register_backends():
+    return [McuBackend()]
+
+
+__all__ = ["McuBackend"]

@@ -1,0 +1,302 @@
+"""The schedule: an ONNX graph lowered to one kernel call per layer.
+
+:func:`lower` walks the prepared graph in its (topological) node order and asks the op's lowering
+function (see :mod:`.optable`) to append :class:`Layer` objects, declare aliases (Reshape and
+friends share their input's storage: no kernel, no copy) and register constants (weights). Fusion
+of a Conv/Gemm/MatMul/binary op with a following Relu/Clip is decided here
+(:meth:`Lowerer.take_fused_activation`): the activation node is consumed and its clamp range goes
+into the producing kernel's ``act_min``/``act_max``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgekit.errors import BuildError
+from edgekit.plugins.mcu.graph import GraphView, attrs_of
+
+FLOAT = onnx.TensorProto.FLOAT
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class ConstRef:
+    """A params-struct field that points at a constant array (e.g. Concat's block table)."""
+
+    key: str
+
+
+@dataclass
+class Const:
+    """A constant array emitted into ``<name>_weights.c``."""
+
+    key: str
+    array: np.ndarray  # float32 or int32, C order
+    node: str          # ONNX node it belongs to (for the comment)
+    c_name: str = ""
+
+
+@dataclass
+class Tensor:
+    """An activation tensor (float32). ``kind``: input, output or arena."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str = "arena"
+    index: int = -1          # position among the graph inputs/outputs
+    c_name: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.count
+
+
+@dataclass
+class Layer:
+    """One kernel call. ``args`` are, in call order: ("in", tensor), ("out", tensor),
+    ("const", key), ("null",), ("scratch",), ("in_list", [tensors])."""
+
+    node: str
+    op: str
+    family: str
+    function: str
+    params_type: str | None
+    params: dict[str, Any]
+    args: list[tuple]
+    summary: str = ""
+    macs: int = 0
+    scratch_bytes: int = 0
+    inplace: tuple[str, str] | None = None  # (output, input) the planner may put in one buffer
+    index: int = -1
+
+    @property
+    def inputs(self) -> list[str]:
+        names = []
+        for a in self.args:
+            if a[0] == "in":
+                names.append(a[1])
+            elif a[0] == "in_list":
+                names.extend(a[1])
+        return names
+
+    @property
+    def outputs(self) -> list[str]:
+        return [a[1] for a in self.args if a[0] == "out"]
+
+
+@dataclass
+class Schedule:
+    layers: list[Layer] = field(default_factory=list)
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor whose storage it shares
+    consts: dict[str, Const] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    families: set[str] = field(default_factory=set)
+    source_ops: set[str] = field(default_factory=set)  # op types of the lowered (folded) graph
+
+    def root(self, name: str) -> str:
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
+
+
+def dims_str(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+class Lowerer:
+    """State of one lowering: the graph view, the schedule under construction, fused nodes."""
+
+    def __init__(self, view: GraphView, target_name: str = ""):
+        self.view = view
+        self.target_name = target_name
+        self.schedule = Schedule()
+        self.skipped: set[int] = set()  # id() of nodes consumed by fusion
+        self._index = {id(n): i for i, n in enumerate(view.model.graph.node)}
+
+    def node_name(self, node: onnx.NodeProto) -> str:
+        """The node's name, or '<op>_<position in the graph>' for an unnamed node."""
+        return node.name or f"{node.op_type}_{self._index.get(id(node), 0)}"
+
+    # -- errors ------------------------------------------------------------------------------
+    def error(self, node: onnx.NodeProto, why: str) -> BuildError:
+        where = f" on target '{self.target_name}'" if self.target_name else ""
+        outputs = [o for o in node.output if o]
+        label = f"'{node.name}'" if node.name else \
+            f"(unnamed, output '{outputs[0] if outputs else '?'}')"
+        return BuildError(f"node {label} (op {node.op_type}){where}: {why}")
+
+    def expect(self, node: onnx.NodeProto, condition: bool, why: str) -> None:
+        """Refuse inconsistent constants that shape inference lets through (a kernel would read
+        past the end of an array)."""
+        if not condition:
+            raise self.error(node, why)
+
+    # -- tensors -----------------------------------------------------------------------------
+    def shape(self, name: str, node: onnx.NodeProto | None = None) -> tuple[int, ...]:
+        return self.view.shape(name, node)
+
+    def require_float(self, node: onnx.NodeProto, *names: str) -> None:
+        for n in names:
+            if n and self.view.dtypes.get(n, FLOAT) != FLOAT:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(self.view.dtypes[n])
+                raise self.error(node, f"tensor '{n}' is {dtype}; the mcu-c back end computes "
+                                       f"float32 only")
+
+    def tensor(self, name: str) -> Tensor:
+        t = self.schedule.tensors.get(name)
+        if t is None:
+            t = Tensor(name, self.view.shapes.get(name, ()))
+            self.schedule.tensors[name] = t
+        return t
+
+    def operand(self, node: onnx.NodeProto, name: str, kind: str = "in") -> tuple:
+        """An input argument: a constant array or an activation tensor."""
+        if self.view.is_const(name):
+            return ("const", self.const(name, self.view.const(name).astype(np.float32), node))
+        self.tensor(name)
+        return (kind, name)
+
+    def const(self, key: str, array: np.ndarray, node: onnx.NodeProto, dtype=np.float32) -> str:
+        arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+        existing = self.schedule.consts.get(key)
+        if existing is not None and (existing.array.shape != arr.shape or
+                                     existing.array.dtype != arr.dtype or
+                                     not np.array_equal(existing.array, arr, equal_nan=True)):
+            key = f"{key}__{self.node_name(node)}"
+            n = 2
+            base = key
+            while key in self.schedule.consts:
+                key, n = f"{base}_{n}", n + 1
+        if key not in self.schedule.consts:
+            self.schedule.consts[key] = Const(key, arr, self.node_name(node))
+        return key
+
+    # -- layers ------------------------------------------------------------------------------
+    def add(self, node: onnx.NodeProto, family: str, function: str, params_type: str | None,
+            params: dict[str, Any], args: list[tuple], summary: str = "", macs: int = 0,
+            scratch_bytes: int = 0, inplace: tuple[str, str] | None = None,
+            op: str | None = None) -> Layer:
+        for a in args:
+            if a[0] in ("in", "out"):
+                self.tensor(a[1])
+            elif a[0] == "in_list":
+                for n in a[1]:
+                    self.tensor(n)
+        layer = Layer(node=self.node_name(node),
+                      op=op or node.op_type, family=family, function=function,
+                      params_type=params_type, params=params, args=args, summary=summary,
+                      macs=int(macs), scratch_bytes=int(scratch_bytes), inplace=inplace)
+        layer.index = len(self.schedule.layers)
+        self.schedule.layers.append(layer)
+        self.schedule.families.add(family)
+        return layer
+
+    def alias(self, node: onnx.NodeProto, out: str, src: str) -> None:
+        """``out`` is ``src`` reinterpreted (same bytes): no kernel, unless a copy is unavoidable
+        (the output is a graph output, or the source is a graph input/constant)."""
+        if self.view.is_const(src):
+            raise self.error(node, "constant input to a view op was not folded")
+        graph_outputs = set(self.view.graph_outputs)
+        if out in graph_outputs:
+            self.copy(node, src, out)
+            return
+        self.tensor(src)
+        self.tensor(out)
+        self.schedule.aliases[out] = src
+
+    def copy(self, node: onnx.NodeProto, src: str, out: str) -> None:
+        n = int(np.prod(self.shape(out, node), dtype=np.int64))
+        self.add(node, "ek_transform", "ek_copy_f32", "ek_copy_params", {"size": n},
+                 [self.operand(node, src), ("out", out)],
+                 summary=f"{dims_str(self.shape(src, node))} -> {dims_str(self.shape(out, node))} copy")
+
+    # -- fusion ------------------------------------------------------------------------------
+    def take_fused_activation(self, node: onnx.NodeProto) -> tuple[float, float, str, str]:
+        """If the only consumer of ``node``'s output is Relu or a constant Clip, consume it and
+        return (act_min, act_max, final output, op suffix); else (-inf, inf, output, "")."""
+        out = node.output[0]
+        users = self.view.consumers.get(out, [])
+        if len(users) != 1 or out in self.view.graph_outputs:
+            return -INF, INF, out, ""
+        act = users[0]
+        if act.op_type == "Relu":
+            lo, hi = 0.0, INF
+        elif act.op_type == "Clip":
+            bounds = clip_bounds(self, act)
+            if bounds is None:
+                return -INF, INF, out, ""
+            lo, hi = bounds
+        else:
+            return -INF, INF, out, ""
+        self.skipped.add(id(act))
+        return lo, hi, act.output[0], "+" + act.op_type
+
+
+def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None:
+    """Clip's [min, max] from attributes (opset < 11) or constant inputs; None if not constant."""
+    attrs = attrs_of(node)
+    if lw.view.opset < 11:
+        return float(attrs.get("min", -3.4028234663852886e38)), float(attrs.get("max", 3.4028234663852886e38))
+    lo, hi = -INF, INF
+    for i, name in ((1, "min"), (2, "max")):
+        if len(node.input) > i and node.input[i]:
+            v = lw.view.const(node.input[i])
+            if v is None:
+                return None
+            if i == 1:
+                lo = float(np.float32(v.reshape(-1)[0]))
+            else:
+                hi = float(np.float32(v.reshape(-1)[0]))
+    return lo, hi
+
+
+def lower(view: GraphView, target_name: str = "") -> Schedule:
+    """Lower every node of the prepared graph; raises BuildError naming the first node that
+    cannot be lowered."""
+    from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
+
+    lw = Lowerer(view, target_name)
+    sched = lw.schedule
+    graph = view.model.graph
+    for i, inp in enumerate(graph.input):
+        t = lw.tensor(inp.name)
+        t.kind, t.index = "input", i
+        t.shape = view.shape(inp.name)
+        sched.inputs.append(inp.name)
+        if view.dtypes.get(inp.name, FLOAT) != FLOAT:
+            raise BuildError(f"graph input '{inp.name}' is not float32; the mcu-c back end computes "
+                             f"float32 only")
+    sched.source_ops = {n.op_type for n in graph.node}
+    for node in graph.node:
+        if id(node) in lw.skipped:
+            continue
+        fn = LOWERINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if fn is None:
+            raise lw.error(node, f"op not supported by back end 'mcu-c'; supported ops: "
+                                 f"{', '.join(supported_ops_list())}")
+        fn(lw, node)
+    for i, out in enumerate(graph.output):
+        name = out.name
+        if name in sched.inputs or view.is_const(name):
+            raise BuildError(f"graph output '{name}' is a graph input or a constant; the mcu-c back "
+                             f"end needs outputs computed by the graph")
+        t = lw.tensor(name)
+        if name in sched.aliases:  # defensive: alias() already copies graph outputs
+            raise BuildError(f"graph output '{name}' aliases another tensor")
+        t.kind, t.index = "output", i
+        t.shape = view.shape(name)
+        sched.outputs.append(name)
+    if not sched.layers:
+        raise BuildError("the model has no computing node after folding; nothing to generate")
+    return sched
