@@ -72,10 +72,13 @@ def test_memory_plan_svg_is_written(resnet_artifact):
     assert svg.startswith("<svg") and svg.count("<rect") > 10 and "lower bound" in svg
 
 
+ONE_MIB_FLASH = 1024 * 1024  # an STM32F401-class part: the float32 autoencoder's weights do not fit
+
+
 def test_flash_budget_error_names_the_numbers(tmp_path):
-    # The float32 autoencoder's weights alone (1,063,456 B) exceed the Cortex-M4 profile's 1 MiB.
+    target = _target("cortex-m4", flash_bytes=ONE_MIB_FLASH)
     with pytest.raises(edgekit.BuildError, match=r"flash needs \d+ B \(weights 1063456 B.*--quantize int8"):
-        McuBackend().build(onnx.load(str(AUTOENCODER)), _context(_target("cortex-m4")), tmp_path)
+        McuBackend().build(onnx.load(str(AUTOENCODER)), _context(target), tmp_path)
 
 
 def test_ram_budget_error(tmp_path):
@@ -94,7 +97,7 @@ def test_zero_budgets_mean_unlimited_and_static_arena(tmp_path):
 
 
 def test_ignore_budget_reports_instead_of_failing(tmp_path):
-    context = _context(_target("cortex-m4"), name="ae", ignore_budget=True)
+    context = _context(_target("cortex-m4", flash_bytes=ONE_MIB_FLASH), name="ae", ignore_budget=True)
     art = McuBackend().build(onnx.load(str(AUTOENCODER)), context, tmp_path)
     assert len(art.metadata["budget_exceeded"]) == 1 and "flash needs" in art.metadata["budget_exceeded"][0]
     assert any("ignore_budget" in str(n) for n in context.take_notes())
