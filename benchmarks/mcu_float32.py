@@ -42,7 +42,7 @@ def measure(name: str, target: str, work: Path) -> dict:
     backend, run = report["backend"], report["run"]["measurements"]
     macs = report["model"]["after"]["macs"]
     conv = [(layer, count) for layer, count in zip(backend["layers"], run.get("instructions_per_layer", []))
-            if layer["op"] in ("Conv", "Gemm", "MatMul") and layer.get("macs")]
+            if layer["op"].split("+")[0] in ("Conv", "Gemm", "MatMul") and layer.get("macs")]
     return {
         "model": name, "target": target, "macs": macs,
         "instructions": run["instructions"], "instructions_per_mac": run["instructions"] / macs,
@@ -69,7 +69,7 @@ def main() -> None:
             print(f"instructions/inference  {r['instructions']:>13,}   per MAC {r['instructions_per_mac']:.2f}"
                   f"   ({r['macs']:,} MACs)")
             for node, per_mac in r["layer_instructions_per_mac"]:
-                print(f"    {node:<40} {per_mac:6.2f} instructions/MAC")
+                print(f"    {node[-48:]:<48} {per_mac:6.2f} instructions/MAC")
             print(f"arena                   {r['arena_bytes']:>13,} B   lower bound {r['arena_lower_bound_bytes']:,} B"
                   f"   ratio {r['arena_ratio']:.3f}")
             print(f"weights                 {r['weights_bytes']:>13,} B")
