@@ -1,0 +1,143 @@
+"""MetaSchedule tuning: records in a JSON database per target under the edgekit cache directory.
+
+Layout: ``$EDGEKIT_CACHE_DIR/tvm-tuning/<target-key>/database_{workload,tuning_record}.json`` where
+``<target-key>`` hashes the ``[tvm_target]`` dict; inside, MetaSchedule keys every record by the
+kernel's workload (the TIR's structural hash), so one directory serves every model on that target.
+The JSON database appends each measured record as it arrives: an interrupted run (Ctrl-C) keeps
+what was measured, and a second run resumes from those records (the cost model is retrained on them).
+Builds open the same directory and apply it in the "zero" pipeline automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import edgekit
+
+TUNING_DIR_OPTION = "tuning_dir"  # context option: another database directory
+NO_TUNING_OPTION = "no_tuning"    # context option: ignore tuning records
+RECORDS_FILE = "database_tuning_record.json"
+WORKLOADS_FILE = "database_workload.json"
+BUILD_TIMEOUT_S = 180
+# Candidates per measured batch: small batches let a modest --trials reach every kernel.
+TRIALS_PER_BATCH = 8
+
+
+def target_key(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def database_dir(spec: dict[str, Any], override: str | None = None) -> Path:
+    from edgekit.plugins.harness.cache import cache_dir
+
+    if override:
+        return Path(override)
+    return cache_dir() / "tvm-tuning" / target_key(spec)
+
+
+def record_count(directory: Path) -> int:
+    path = directory / RECORDS_FILE
+    if not path.is_file():
+        return 0
+    with path.open(encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def open_database(context: edgekit.BuildContext, relax_mod, tvm_target):
+    """The tuning database for this target, or None (no records, or tuning turned off); and the
+    kernels it changes (fused kernel names), for the report."""
+    if context.option(NO_TUNING_OPTION):
+        return None, []
+    directory = database_dir(context.target.tvm_target, context.option(TUNING_DIR_OPTION))
+    if record_count(directory) == 0:
+        return None, []
+    from tvm.s_tir import meta_schedule as ms
+
+    database = ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
+    return database, tuned_kernels(relax_mod, tvm_target, database)
+
+
+def fuse(relax_mod, tvm_target, database=None):
+    from tvm import relax
+
+    with tvm_target:
+        if database is None:
+            return relax.get_pipeline("zero")(relax_mod)
+        with database:
+            return relax.get_pipeline("zero")(relax_mod)
+
+
+def tuned_kernels(relax_mod, tvm_target, database) -> list[str]:
+    """Kernels whose TIR the database replaces: compared with and without it, structurally."""
+    import tvm
+    from tvm_ffi import structural_equal  # TVM 0.27: moved out of tvm.ir
+
+    plain, tuned = fuse(relax_mod, tvm_target), fuse(relax_mod, tvm_target, database)
+    changed = []
+    for gv, func in tuned.functions.items():
+        if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint in [g.name_hint for g in plain.get_global_vars()]:
+            if not structural_equal(func, plain[gv.name_hint]):
+                changed.append(gv.name_hint)
+    return sorted(changed)
+
+
+def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[str, Any] | None = None,
+         trials_per_task: int | None = None) -> dict[str, Any]:
+    """Run MetaSchedule on every fused kernel of ``model`` for ``target``; records go to ``directory``.
+
+    Host targets measure by time with the local runner; ``rpc`` (tracker host, port, key) measures
+    on a device registered with a TVM RPC tracker instead.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    from edgekit.compiler.importer import import_onnx
+    from edgekit.compiler.lower import tvm_target
+
+    spec = target.tvm_target
+    if spec.get("kind") != "llvm":
+        raise edgekit.UsageError(f"target '{target.name}': tuning supports CPU (llvm) targets here, "
+                                 f"not kind '{spec.get('kind')}'")
+    fused = fuse(import_onnx(model), tvm_target(spec))
+    # MetaSchedule needs the core count of the measuring machine (parallel loop extents).
+    import os
+
+    tgt = tvm_target({**spec, "num-cores": int(spec.get("num-cores", 4 if rpc else os.cpu_count() or 1))})
+    directory.mkdir(parents=True, exist_ok=True)
+    before = record_count(directory)
+    # Worker processes import TVM first (seconds each on a small machine): MetaSchedule's default
+    # 30 s build timeout killed every candidate of a one-kernel model here, so allow more.
+    runner: Any = ms.runner.LocalRunner(timeout_sec=BUILD_TIMEOUT_S)
+    builder: Any = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
+    if rpc:
+        runner = ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
+            tracker_host=rpc["host"], tracker_port=int(rpc["port"]), tracker_key=rpc["key"],
+            session_timeout_sec=120))
+        if spec.get("mtriple", "").startswith("aarch64"):
+            builder = ms.builder.LocalBuilder(f_export=_cross_export(target.toolchain.cc),
+                                              timeout_sec=BUILD_TIMEOUT_S)
+    elif target.emulator.program:
+        raise edgekit.UsageError(f"target '{target.name}' runs under {target.emulator.program}: tune it "
+                                 "through a device with --rpc-tracker HOST:PORT --rpc-key KEY")
+    ms.relax_integration.tune_relax(
+        mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
+        max_trials_per_task=trials_per_task, num_trials_per_iter=min(trials, TRIALS_PER_BATCH),
+        builder=builder, runner=runner, seed=0)
+    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory)}
+
+
+def _cross_export(cc: str):
+    """A MetaSchedule export function cross-compiling candidate kernels with ``cc``."""
+    import os
+    import tempfile
+
+    import tvm
+
+    def export(mod) -> str:
+        path = os.path.join(tempfile.mkdtemp(prefix="ek-ms-"), "tvm_tmp_mod.so")
+        mod.export_library(path, fcompile=tvm.support.cc.cross_compiler(cc))
+        return path
+
+    return export
