@@ -99,13 +99,13 @@ def _all_ops_model() -> onnx.ModelProto:
 
 def _extra_ops_model() -> onnx.ModelProto:
     """The ops beyond the core list: variadic Max, PRelu, Gelu, Split, Gather, Expand, LogSoftmax,
-    ReduceMax/Sum, Pow, GRU."""
+    ReduceMax/Sum, Pow, GRU, LayerNormalization."""
     rng = np.random.default_rng(1)
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     inits = {"slope": f(4, 1), "c": f(1, 5), "split": np.array([2, 3], np.int64),
              "idx": np.array([4, 0, 2, 2], np.int64), "shape": np.array([2, 4, 4], np.int64),
              "axes": np.array([1], np.int64), "e": np.array(2.0, np.float32),
-             "W": f(2, 9, 5), "R": f(2, 9, 3)}
+             "W": f(2, 9, 5), "R": f(2, 9, 3), "ln_s": f(5), "ln_b": f(5)}
     n = helper.make_node
     nodes = [n("Max", ["x", "c", "x"], ["m"]),
              n("PRelu", ["m", "slope"], ["p"]),
@@ -121,10 +121,11 @@ def _extra_ops_model() -> onnx.ModelProto:
              n("GRU", ["g_seq", "W", "R"], ["gy"], hidden_size=3, direction="bidirectional"),
              n("Unsqueeze", ["x", "axes"], ["g_seq"])]
     nodes = nodes[:11] + [nodes[12], nodes[11]]
+    nodes.append(n("LayerNormalization", ["p", "ln_s", "ln_b"], ["ln", "ln_mean", "ln_inv_std"]))
     graph = helper.make_graph(nodes, "extra_ops",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 5])],
                               [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
-                               for o in ("rmax", "pw", "seq", "gy")],
+                               for o in ("rmax", "pw", "seq", "gy", "ln", "ln_inv_std")],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
 

@@ -401,6 +401,50 @@ def rnn_case(rng, op):
 CASES += [(op, i, lambda rng, op=op: rnn_case(rng, op)) for op in ("LSTM", "GRU") for i in range(10)]
 
 
+def layernorm_case(rng):
+    """LayerNormalization: random rank/axis (negative too), epsilon, scale as a whole normalized
+    block, a trailing block, a constant broadcast over the last dim or a runtime input;
+    bias optional; Mean/InvStdDev outputs requested at random."""
+    shape = [int(rng.integers(1, 5)) for _ in range(int(rng.integers(1, 5)))]
+    rank = len(shape)
+    axis = int(rng.integers(-rank, rank))
+    norm = shape[axis:]
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        scale_shape = norm
+    elif kind == 1:
+        scale_shape = norm[int(rng.integers(0, len(norm))):]
+    elif kind == 2:  # broadcast over the last dim: not a trailing block, expanded at build time
+        scale_shape = norm[:-1] + [1]
+    else:  # a runtime input
+        scale_shape = norm
+    inputs = [("x", shape)] + ([("scale", scale_shape)] if kind == 3 else [])
+    inits = [] if kind == 3 else [("scale", rng.uniform(0.5, 1.5, scale_shape))]
+    ins = ["x", "scale"]
+    if rng.integers(0, 3):
+        inits.append(("bias", rng.standard_normal(norm[int(rng.integers(0, len(norm))):])))
+        ins.append("bias")
+    outs = ["y", "mean", "inv_std"] if rng.integers(0, 2) else ["y"]
+    attrs = {"axis": axis} if rng.integers(0, 4) else {}
+    if "axis" not in attrs:
+        norm = shape[-1:]
+        if kind == 3:
+            inputs[1] = ("scale", norm)
+        else:
+            inits[0] = ("scale", rng.uniform(0.5, 1.5, norm))
+        if len(ins) == 3:
+            inits[-1] = ("bias", rng.standard_normal(norm))
+    if rng.integers(0, 2):
+        attrs["epsilon"] = float(rng.choice([1e-3, 0.1]))
+    nodes = [helper.make_node("Add", ["x", "offset"], ["xo"]),  # a non-zero mean per row
+             helper.make_node("LayerNormalization", ["xo"] + ins[1:], outs, **attrs)]
+    inits.append(("offset", np.float32(rng.uniform(-3, 3))))
+    return _model(nodes, inputs, outs, inits), dict(inputs)
+
+
+CASES += [("LayerNormalization", i, layernorm_case) for i in range(16)]
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     work = tmp_path_factory.mktemp("ops")
@@ -431,3 +475,4 @@ def test_op_matches_onnxruntime(batch, idx):
     assert len(got) == len(ref)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r.reshape(g.shape), rtol=1e-5, atol=1e-5)
+
