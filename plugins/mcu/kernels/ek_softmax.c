@@ -1,6 +1,17 @@
 /* ek_softmax.c: max-subtracted softmax; three passes over each strided slice. */
 #include "ek_softmax.h"
 
+/* The largest of len values spaced inner apart: subtracting it keeps expf from overflowing. */
+static float ek_slice_max(const float *x, int32_t len, int32_t inner)
+{
+    float m = -INFINITY;
+    int32_t k;
+    for (k = 0; k < len; k++) {
+        m = ek_maxf(m, x[k * inner]);
+    }
+    return m;
+}
+
 void ek_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
 {
     const int32_t len = p->axis_len, inner = p->inner;
@@ -9,10 +20,8 @@ void ek_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
         for (j = 0; j < inner; j++) {
             const float *x = in + (o * len) * inner + j;
             float *y = out + (o * len) * inner + j;
-            float m = -INFINITY, sum = 0.0f, inv;
-            for (k = 0; k < len; k++) {
-                m = ek_maxf(m, x[k * inner]);
-            }
+            const float m = ek_slice_max(x, len, inner);
+            float sum = 0.0f, inv;
             for (k = 0; k < len; k++) {
                 const float e = expf(x[k * inner] - m);
                 y[k * inner] = e;
@@ -34,10 +43,8 @@ void ek_log_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
         for (j = 0; j < inner; j++) {
             const float *x = in + (o * len) * inner + j;
             float *y = out + (o * len) * inner + j;
-            float m = -INFINITY, sum = 0.0f, shift;
-            for (k = 0; k < len; k++) {
-                m = ek_maxf(m, x[k * inner]);
-            }
+            const float m = ek_slice_max(x, len, inner);
+            float sum = 0.0f, shift;
             for (k = 0; k < len; k++) {
                 sum += expf(x[k * inner] - m);
             }
