@@ -22,6 +22,10 @@ REPORT_VERSION = 1
 REPRODUCIBLE_ENV = "EDGEKIT_REPRODUCIBLE"
 
 
+#: --quantize value -> the pass that does it (registered by the quantize plugin)
+QUANTIZE_PASSES = {"int8": "quantize-int8"}
+
+
 @dataclass
 class BuildRequest:
     model: str
@@ -36,6 +40,7 @@ class BuildRequest:
     verify_samples: int = 1
     backend: str | None = None  # overrides the target profile's back end
     options: dict[str, Any] = field(default_factory=dict)
+    quantize: str | None = None  # "int8": the quantize plugin's pass runs after the target's passes
 
 
 def build(request: BuildRequest, registry: Registry,
@@ -51,7 +56,12 @@ def build(request: BuildRequest, registry: Registry,
     target = registry.target(request.target)
     backend = registry.get("backends", request.backend or target.backend)
     runner = _runner_for(registry, target, backend) if request.run else None
-    passes = registry.resolve_passes(request.passes if request.passes is not None else target.passes)
+    names = list(request.passes if request.passes is not None else target.passes)
+    if request.quantize:
+        if request.quantize not in QUANTIZE_PASSES:
+            raise UsageError(f"--quantize {request.quantize}: expected one of {', '.join(QUANTIZE_PASSES)}")
+        names.append(QUANTIZE_PASSES[request.quantize])
+    passes = registry.resolve_passes(names)
     context = BuildContext(target=target, registry=registry, options={
         "name": request.name, "input_shapes": request.input_shapes, "seed": request.seed, **request.options})
     source = ModelSource.parse(request.model)
@@ -75,7 +85,6 @@ def build(request: BuildRequest, registry: Registry,
         # What back ends and runners read from the context; `edgekit run` restores it.
         "options": {k: v for k, v in sorted(context.options.items()) if k not in ("input_shapes", "seed")},
     })
-    original = model
     model = run_pipeline(model, passes, context, progress)
     report["model"]["after"] = model_stats(model).as_dict()
     _step(progress, f"back end {backend.name}")
@@ -89,7 +98,10 @@ def build(request: BuildRequest, registry: Registry,
         report["backend"] = {**artifact.metadata, "backend": backend.name, "files": sorted(artifact.files)}
         if runner is not None:
             _step(progress, f"run on {runner.name}")
-            report["run"] = execute(runner, staging, original, context, backend.tolerance)
+            # The reference is the model the back end compiled (what `edgekit run` uses too); the
+            # pipeline already bounded its distance from the original, pass by pass.
+            report["run"] = execute(runner, staging, model, context, backend.tolerance,
+                                    backend.quantized_tolerance_steps)
         if not os.environ.get(REPRODUCIBLE_ENV):
             report["build_seconds"] = round(time.perf_counter() - started, 3)
         else:
@@ -100,9 +112,9 @@ def build(request: BuildRequest, registry: Registry,
 
 
 def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
-            tolerance: Tolerance) -> dict[str, Any]:
+            tolerance: Tolerance, quantized_steps: float = 1.0) -> dict[str, Any]:
     """Run the artifact, compare with onnxruntime on ``reference_model``; raise on a mismatch."""
-    from edgekit.verify import compare, run_onnxruntime
+    from edgekit.verify import compare, quantized_outputs, run_onnxruntime
 
     expected = run_onnxruntime(reference_model, context.inputs, "reference model")
     try:
@@ -115,18 +127,24 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
     if len(results) != len(context.inputs):
         raise PluginError(runner.plugin or runner.name,
                           f"runner '{runner.name}' returned {len(results)} results for {len(context.inputs)} inputs")
-    comparison = compare(expected, [r.outputs for r in results], tolerance)
+    steps = quantized_outputs(reference_model)
+    max_steps = float(context.option("quantized_tolerance_steps", 0) or 0) or quantized_steps
+    comparison = compare(expected, [r.outputs for r in results], tolerance, steps, max_steps)
     section = {
         "runner": runner.name, "samples": len(results),
         "max_abs_error": comparison.max_abs, "max_rel_error": comparison.max_rel,
-        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol,
+                      **({"quantization_steps": steps, "max_steps": max_steps} if steps else {})},
+        **({"exact_ratio": comparison.exact_ratio} if steps else {}),
         "measurements": results[0].measurements if results else {},
     }
     context.report["run"] = section
     if not comparison.within():
         detail = comparison.mismatch or (
             f"output '{comparison.worst_output}' differs from onnxruntime by {comparison.max_abs:.3g} "
-            f"(tolerance atol={tolerance.atol:g}, rtol={tolerance.rtol:g})")
+            + (f"(more than {max_steps:g} quantization steps of {steps[comparison.worst_output]:g})"
+               if comparison.worst_output in steps else
+               f"(tolerance atol={tolerance.atol:g}, rtol={tolerance.rtol:g})"))
         raise BuildError(f"run on '{runner.name}' does not match onnxruntime: {detail}")
     return section
 
@@ -153,7 +171,7 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
                            options=dict(report.get("options", {})))
     context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
-    return execute(runner, out, reference, context, backend.tolerance)
+    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps)
 
 
 def _runner_for(registry: Registry, target, backend):

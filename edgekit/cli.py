@@ -118,13 +118,22 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--name", help="C/API name prefix of the generated library (default: model).")
 @click.option("--seed", type=int, help="Seed of the random verification inputs (default 0).")
 @click.option("--samples", "verify_samples", type=int, help="Number of random verification inputs (default 1).")
+@click.option("--quantize", help="Quantize after the target's passes: int8 (static, calibrated, QDQ).")
+@click.option("--calibration", help="Calibration data: .npy/.npz, a directory of them, or file.py:function.")
+@click.option("--calibration-method", "calibration_method",
+              help="Calibration: minmax (default), percentile or entropy.")
+@click.option("--validation", help="Data to measure quantization accuracy on (default: the calibration data).")
+@click.option("--accuracy-floor", "accuracy_floor",
+              help="Mixed precision: keep the most sensitive layers in float until the output SQNR "
+                   "reaches this many dB (e.g. 30dB).")
 @click.option("--option", "extra", multiple=True, help="Back-end/plugin option key=value (repeatable).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="Settings file (default: ./edgekit.toml or [tool.edgekit] in ./pyproject.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
 @handle_errors
 def build(model, target, backend, kernels, output, passes, input_shape, inputs, run_, name, seed,
-          verify_samples, extra, config_file, quiet):
+          verify_samples, quantize, calibration, calibration_method, validation, accuracy_floor,
+          extra, config_file, quiet):
     """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
     from edgekit.build import BuildRequest, build as run_build
     from edgekit.config import find_config, load_config, merge
@@ -132,7 +141,7 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
     settings = merge(load_config(config_file or find_config(Path.cwd())), {
         "target": target, "output": str(output) if output else None, "passes": _split_passes(passes),
         "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
-        "verify_samples": verify_samples, "backend": backend})
+        "verify_samples": verify_samples, "backend": backend, "quantize": quantize})
     if not settings.get("target"):
         raise UsageError("no target: give --target (see `edgekit targets`) or set target in edgekit.toml")
     if verify_samples is not None and verify_samples < 1:
@@ -144,8 +153,11 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
         passes=settings.get("passes"), input_shapes=list(settings.get("input_shape", [])),
         inputs_file=settings.get("inputs"), run=bool(settings.get("run")), name=settings.get("name", "model"),
         seed=settings.get("seed", 0), verify_samples=settings.get("verify_samples", 1),
-        backend=settings.get("backend"),
+        backend=settings.get("backend"), quantize=settings.get("quantize"),
         options={**settings.get("options", {}), **({"kernels": kernels} if kernels else {}),
+                 **{k: v for k, v in (("calibration", calibration), ("calibration_method", calibration_method),
+                                      ("validation", validation), ("accuracy_floor", accuracy_floor))
+                    if v is not None},
                  **_parse_options(extra)})
     registry = _registry()
     if quiet:

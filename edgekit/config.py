@@ -22,7 +22,7 @@ from edgekit.errors import UsageError, read_toml
 # [tool.edgekit.options] (free-form) so that core keys stay checked.
 KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "target": str, "output": str, "passes": list, "input_shape": list, "name": str, "run": bool,
-    "inputs": str, "seed": int, "verify_samples": int, "options": dict, "backend": str,
+    "inputs": str, "seed": int, "verify_samples": int, "options": dict, "backend": str, "quantize": str,
 }
 CONFIG_FILE = "edgekit.toml"
 

@@ -17,7 +17,7 @@ import onnx
 from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError, one_line
 from edgekit.model import infer_shapes, model_stats
 from edgekit.passes import PassRecord
-from edgekit.verify import compare, run_onnxruntime
+from edgekit.verify import compare, run_onnxruntime, sqnr_db
 
 if TYPE_CHECKING:
     from edgekit.context import BuildContext
@@ -56,14 +56,15 @@ def run_pipeline(model: onnx.ModelProto, passes: Sequence[Pass], context: BuildC
         _check_model(pass_, result)
         outputs = run_onnxruntime(result, context.inputs, f"model after pass '{pass_.name}'")
         step = compare(previous_outputs, outputs, pass_.tolerance)
-        if not step.within():
+        if not pass_.approximate and not step.within():
             raise BuildError(_numerics_message(pass_, step))
         total = compare(original_outputs, outputs)
         record = PassRecord(
             name=pass_.name, plugin=pass_.plugin, seconds=seconds, before=before, after=model_stats(result),
             max_abs_error=step.max_abs, max_rel_error=step.max_rel, max_abs_error_vs_original=total.max_abs,
             tolerance=pass_.tolerance, changed=result.SerializeToString() != snapshot,
-            notes=context.take_notes())
+            notes=context.take_notes(),
+            sqnr_db=sqnr_db(previous_outputs, outputs) if pass_.approximate else None)
         records.append(record.as_dict())
         host.notify("edgekit_after_pass", pass_=pass_, model=result, context=context, record=record)
         model, previous_outputs = result, outputs

@@ -59,6 +59,10 @@ def print_run_summary(section: dict[str, Any], console: Console,
     console.print(f"run on [bold]{section['runner']}[/]: {section['samples']} input(s), max abs error "
                   f"{_err(section['max_abs_error'])} vs onnxruntime (tolerance atol={section['tolerance']['atol']:g}, "
                   f"rtol={section['tolerance']['rtol']:g})")
+    for output, ratio in sorted(section.get("exact_ratio", {}).items()):
+        step = section["tolerance"].get("quantization_steps", {}).get(output, 0.0)
+        console.print(f"  output {output}: quantized (step {step:.3g}); {ratio:.2%} of values identical "
+                      f"to onnxruntime, the rest one step away")
     for key, value in sorted(measurements.items()):
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {_n(value)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,15 +119,43 @@ class Comparison:
     worst_output: str = ""
     worst_excess: float = 0.0  # how far past the tolerance the worst element is (<= 0: within)
     mismatch: str = ""  # a structural problem: missing output, shape or dtype change
+    #: for outputs compared in quantization steps (see :func:`quantized_outputs`): the fraction of
+    #: values that agree exactly (within half a step)
+    exact_ratio: dict[str, float] = field(default_factory=dict)
 
     def within(self) -> bool:
         return not self.mismatch and self.worst_excess <= 0.0
 
 
+def quantized_outputs(model: onnx.ModelProto) -> dict[str, float]:
+    """Graph outputs that a per-tensor DequantizeLinear produces, with their quantization step.
+
+    An integer kernel and onnxruntime's float arithmetic may round such a value to neighbouring
+    steps, so these outputs are compared in steps rather than in float error."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    steps = {}
+    for out in model.graph.output:
+        node = producers.get(out.name)
+        if node is None or node.op_type != "DequantizeLinear" or len(node.input) < 2:
+            continue
+        scale = inits.get(node.input[1])
+        if scale is not None and int(np.prod(scale.dims)) == 1:
+            steps[out.name] = float(numpy_helper.to_array(scale).reshape(-1)[0])
+    return steps
+
+
 def compare(reference: list[dict[str, np.ndarray]], actual: list[dict[str, np.ndarray]],
-            tolerance: Tolerance | None = None) -> Comparison:
+            tolerance: Tolerance | None = None, steps: dict[str, float] | None = None,
+            max_steps: float = 1.0) -> Comparison:
+    """Worst error of ``actual`` against ``reference``; outputs named in ``steps`` (output ->
+    quantization step) may differ by ``max_steps`` steps instead of the float tolerance."""
     atol, rtol = (tolerance.atol, tolerance.rtol) if tolerance else (0.0, 0.0)
+    steps = steps or {}
     result = Comparison(worst_excess=-np.inf)
+    exact: dict[str, list[int]] = {}
     for ref_set, act_set in zip(reference, actual, strict=True):
         for name, ref in ref_set.items():
             act = act_set.get(name)
@@ -149,11 +177,34 @@ def compare(reference: list[dict[str, np.ndarray]], actual: list[dict[str, np.nd
             # turn round-off into huge ratios that say nothing.
             floor = max(float(np.abs(ref64).max()) * 1e-3, float(np.finfo(np.float32).tiny))
             rel = diff / np.maximum(np.abs(ref64), floor)
-            excess = float(np.max(diff - (atol + rtol * np.abs(ref64))))
+            if name in steps:
+                step = steps[name]
+                counts = exact.setdefault(name, [0, 0])
+                counts[0] += int(np.count_nonzero(diff <= 0.5 * step))
+                counts[1] += diff.size
+                # whole steps, with float32 round-off of the dequantized values on top
+                excess = float(np.max(diff - step * max_steps * (1.0 + 1e-5) - 1e-6 * np.abs(ref64)))
+            else:
+                excess = float(np.max(diff - (atol + rtol * np.abs(ref64))))
             if excess > result.worst_excess:
                 result.worst_excess, result.worst_output = excess, name
             result.max_abs = max(result.max_abs, float(diff.max()))
             result.max_rel = max(result.max_rel, float(rel.max()))
     if result.worst_excess == -np.inf:
         result.worst_excess = 0.0
+    result.exact_ratio = {name: hits / max(total, 1) for name, (hits, total) in exact.items()}
     return result
+
+
+def sqnr_db(reference: list[dict[str, np.ndarray]], actual: list[dict[str, np.ndarray]]) -> float:
+    """Signal-to-quantization-noise ratio in dB over every output value of every input set:
+    10 log10(sum ref^2 / sum (ref - actual)^2); inf when identical."""
+    signal = noise = 0.0
+    for ref_set, act_set in zip(reference, actual, strict=True):
+        for name, ref in ref_set.items():
+            r = np.asarray(ref, dtype=np.float64)
+            signal += float(np.sum(r * r))
+            noise += float(np.sum((r - np.asarray(act_set[name], dtype=np.float64)) ** 2))
+    if noise == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(max(signal, 1e-300) / noise))

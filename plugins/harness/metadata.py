@@ -28,10 +28,28 @@ class TensorSpec:
     dtype: str
     count: int
     bytes: int
+    #: (scale, zero point) of an int8 tensor standing for a float graph tensor (option io=int8):
+    #: float inputs are quantized before they are sent, outputs dequantized after they are read,
+    #: exactly as the model's QuantizeLinear/DequantizeLinear would
+    quantization: tuple[float, int] | None = None
 
     @property
     def numpy_dtype(self) -> np.dtype:
         return np.dtype(DTYPES[self.dtype])
+
+    def to_device(self, array: np.ndarray) -> np.ndarray:
+        if self.quantization is not None and np.asarray(array).dtype.kind == "f":
+            from edgekit.plugins.mcu.qmath import quantize
+
+            return quantize(array, self.quantization[0], self.quantization[1], self.numpy_dtype)
+        return np.ascontiguousarray(array, dtype=self.numpy_dtype)
+
+    def from_device(self, array: np.ndarray) -> np.ndarray:
+        if self.quantization is not None:
+            from edgekit.plugins.mcu.qmath import dequantize
+
+            return dequantize(array, self.quantization[0], self.quantization[1])
+        return array
 
 
 @dataclass(frozen=True)
@@ -85,8 +103,10 @@ def _tensor(data: dict[str, Any], where: str) -> TensorSpec:
     shape = tuple(int(d) for d in data.get("shape", ()))
     count = int(data.get("count", int(np.prod(shape)) if shape else 1))
     size = int(data.get("bytes", count * np.dtype(DTYPES[dtype]).itemsize))
+    quant = data.get("quantization")
     return TensorSpec(name=str(data["name"]), c_name=str(data.get("c_name", data["name"])), shape=shape,
-                      dtype=dtype, count=count, bytes=size)
+                      dtype=dtype, count=count, bytes=size,
+                      quantization=(float(quant["scale"]), int(quant["zero_point"])) if quant else None)
 
 
 def load_metadata(artifact_dir: Path, context: edgekit.BuildContext | None = None,
@@ -121,7 +141,7 @@ def pack_inputs(meta: LibraryMeta, inputs: list[dict[str, np.ndarray]]) -> bytes
             if array.size != spec.count:
                 raise edgekit.UsageError(f"input '{spec.name}' of set {index} has {array.size} values; "
                                          f"the library takes shape {list(spec.shape)} ({spec.count} values)")
-            chunks.append(np.ascontiguousarray(array, dtype=spec.numpy_dtype).tobytes())
+            chunks.append(np.ascontiguousarray(spec.to_device(array)).tobytes())
     return b"".join(chunks)
 
 
@@ -138,7 +158,8 @@ def unpack_outputs(meta: LibraryMeta, data: bytes, expected: int, where: str
         outputs, offset = {}, 0
         for spec in meta.outputs:
             array = np.frombuffer(record, dtype=spec.numpy_dtype, count=spec.count, offset=offset)
-            outputs[spec.name] = array.reshape(spec.shape).astype(spec.numpy_dtype.newbyteorder("="))
+            outputs[spec.name] = spec.from_device(
+                array.reshape(spec.shape).astype(spec.numpy_dtype.newbyteorder("=")))
             offset += spec.bytes
         trailer = np.frombuffer(record, dtype=TRAILER, count=1, offset=offset)[0]
         records.append((outputs, {k: int(trailer[k]) for k in TRAILER.names}))

@@ -14,7 +14,16 @@ import numpy as np
 
 from edgekit.plugins.mcu.cnames import NameTable
 from edgekit.plugins.mcu.planner import MemoryPlan
-from edgekit.plugins.mcu.schedule import ConstRef, Layer, Schedule, dims_str
+from edgekit.plugins.mcu.schedule import C_TYPES, ConstRef, Layer, Schedule, dims_str
+
+#: Arena pointer macro per tensor element type (float tensors keep the short EK_T).
+ARENA_MACROS = {"float32": ("EK_T", "float"), "int8": ("EK_T8", "int8_t"), "uint8": ("EK_TU8", "uint8_t"),
+                "int16": ("EK_T16", "int16_t"), "int32": ("EK_T32", "int32_t")}
+
+
+def const_ctype(array: np.ndarray) -> str:
+    """C element type of a constant array (float32 and the integer types the kernels read)."""
+    return "float" if array.dtype.kind == "f" else C_TYPES[str(array.dtype)]
 
 KERNEL_HEADER_ORDER = ("ek_conv", "ek_gemm", "ek_elementwise", "ek_activation", "ek_batchnorm",
                        "ek_pool", "ek_softmax", "ek_reduce", "ek_transform", "ek_rnn")
@@ -100,7 +109,7 @@ def _pointer(name: str, sched: Schedule, names: Names) -> str:
         return f"in_{names.tensors[root]}"
     if t.kind == "output":
         return f"out_{names.tensors[root]}"
-    return f"EK_T(OFFSET_{names.tensors[root]})"
+    return f"{ARENA_MACROS[sched.tensors[name].dtype][0]}(OFFSET_{names.tensors[root]})"
 
 
 def _args(layer: Layer, sched: Schedule, names: Names, params_name: str | None) -> str:
@@ -145,26 +154,39 @@ def emit_header(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         for i, name in enumerate(tensor_names):
             t = sched.tensors[name]
             cn = names.tensors[name].upper()
-            lines += [f"/* {kind.lower()} {i}: '{c_comment(name)}' float32 [{', '.join(map(str, t.shape))}] */",
+            lines += [f"/* {kind.lower()} {i}: '{c_comment(name)}' {t.dtype} [{', '.join(map(str, t.shape))}] */",
                       f"#define {P}_{kind}_{i}_COUNT {t.count}",
                       f"#define {P}_{kind}_{i}_BYTES {t.nbytes}",
                       f"#define {P}_{kind}_{i}_RANK {len(t.shape)}",
                       f"#define {P}_{kind}_{i}_SHAPE {{{', '.join(map(str, t.shape)) or '1'}}}",
                       f"#define {P}_{kind}_{cn}_COUNT {t.count}",
-                      f"#define {P}_{kind}_{cn}_INDEX {i}", ""]
+                      f"#define {P}_{kind}_{cn}_INDEX {i}"]
+            if name in sched.io_quant:
+                scale, zero_point = sched.io_quant[name]
+                lines += [f"/* int8 data: real value = {P}_{kind}_{i}_SCALE * (q - {P}_{kind}_{i}_ZERO_POINT)"
+                          f" ('{c_comment(sched.io_names[name])}') */",
+                          f"#define {P}_{kind}_{i}_SCALE {c_float(scale)}",
+                          f"#define {P}_{kind}_{i}_ZERO_POINT {zero_point}"]
+            lines.append("")
     if static_arena:
         lines += [f"/* The library's own arena: pass NULL as `arena` to use it. */",
                   f"extern uint8_t {p}_arena[];", ""]
-    lines += ["/* Runs one inference. inputs[i]/outputs[i] point to float32 buffers of",
+    io_types = sorted({sched.tensors[n].dtype for n in sched.inputs + sched.outputs})
+    lines += [f"/* Runs one inference. inputs[i]/outputs[i] point to {'/'.join(io_types)} buffers of",
               f" * {P}_INPUT_i_COUNT / {P}_OUTPUT_i_COUNT elements. Returns 0, or -1 on a NULL or",
               " * misaligned argument" + (" (arena NULL: the static arena is used)." if static_arena else "."),
               " */",
               f"int {p}_run_io(const void *const inputs[], void *const outputs[], uint8_t *arena);"]
     if len(sched.inputs) == 1 and len(sched.outputs) == 1:
         lines += ["", "/* One input, one output: the same as run_io. */",
-                  f"int {p}_run(const float *input, float *output, uint8_t *arena);"]
+                  f"int {p}_run({_run_signature(sched)});"]
     lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
+
+
+def _run_signature(sched: Schedule) -> str:
+    in_t, out_t = sched.tensors[sched.inputs[0]].ctype, sched.tensors[sched.outputs[0]].ctype
+    return f"const {in_t} *input, {out_t} *output, uint8_t *arena"
 
 
 def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: bool) -> str:
@@ -178,8 +200,7 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
     lines += [f'#include "kernels/{f}.h"' for f in families]
     lines += ["", "/* Weights (defined in " + f"{p}_weights.c). */"]
     for key, c in sched.consts.items():
-        ctype = "int32_t" if c.array.dtype == np.int32 else "float"
-        lines.append(f"extern const {ctype} {c.c_name}[{max(c.array.size, 1)}];")
+        lines.append(f"extern const {const_ctype(c.array)} {c.c_name}[{max(c.array.size, 1)}];")
     lines += ["", "/* Byte offsets of the tensors in the arena. */"]
     arena_tensors = sorted({sched.root(n) for n in plan.tensor_offsets},
                            key=lambda n: (plan.tensor_offsets[n], names.tensors[n]))
@@ -190,8 +211,12 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
     for idx, off in sorted(plan.scratch_offsets.items()):
         lines.append(f"#define SCRATCH_{idx} {off}u /* scratch of layer {idx}, "
                      f"{sched.layers[idx].scratch_bytes} B */")
-    lines += ["", "#define EK_T(offset) ((float *)(void *)(arena + (offset)))", "",
-              "/* Layer parameters. */"]
+    lines.append("")
+    used_types = {sched.tensors[n].dtype for n in plan.tensor_offsets} | {"float32"}
+    for dtype, (macro, ctype) in ARENA_MACROS.items():
+        if dtype in used_types:
+            lines.append(f"#define {macro}(offset) (({ctype} *)(void *)(arena + (offset)))")
+    lines += ["", "/* Layer parameters. */"]
     for i, layer in enumerate(sched.layers):
         if layer.params_type is None:
             continue
@@ -203,9 +228,11 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
     lines += ["", f"int {p}_run_io(const void *const inputs[], void *const outputs[], uint8_t *arena)",
               "{"]
     for i, name in enumerate(sched.inputs):
-        lines.append(f"    const float *const in_{names.tensors[name]} = (const float *)inputs[{i}];")
+        ct = sched.tensors[name].ctype
+        lines.append(f"    const {ct} *const in_{names.tensors[name]} = (const {ct} *)inputs[{i}];")
     for i, name in enumerate(sched.outputs):
-        lines.append(f"    float *const out_{names.tensors[name]} = (float *)outputs[{i}];")
+        ct = sched.tensors[name].ctype
+        lines.append(f"    {ct} *const out_{names.tensors[name]} = ({ct} *)outputs[{i}];")
     if not sched.inputs:
         lines.append("    (void)inputs;")
     if static_arena:
@@ -222,14 +249,15 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         lists = [a for a in layer.args if a[0] == "in_list"]
         if lists:
             ptrs = ", ".join(_pointer(n, sched, names) for n in lists[0][1])
-            lines += ["    {", f"        const float *const {names.layers[i]}_inputs[{len(lists[0][1])}] = "
+            ct = sched.tensors[lists[0][1][0]].ctype
+            lines += ["    {", f"        const {ct} *const {names.layers[i]}_inputs[{len(lists[0][1])}] = "
                       f"{{{ptrs}}};", f"        {call}", "    }"]
         else:
             lines.append(f"    {call}")
         lines.append("    EK_PROFILE_MARK();")
     lines += ["    return 0;", "}"]
     if len(sched.inputs) == 1 and len(sched.outputs) == 1:
-        lines += ["", f"int {p}_run(const float *input, float *output, uint8_t *arena)", "{",
+        lines += ["", f"int {p}_run({_run_signature(sched)})", "{",
                   "    const void *const inputs[1] = {input};",
                   "    void *const outputs[1] = {output};",
                   f"    return {p}_run_io(inputs, outputs, arena);", "}"]
@@ -244,12 +272,12 @@ def emit_weights(names: Names, sched: Schedule) -> str:
            "#include <math.h>", "#include <stdint.h>", "", '#include "kernels/ek_common.h"', ""]
     for key, c in sched.consts.items():
         flat = c.array.reshape(-1)
-        is_int = c.array.dtype == np.int32
-        ctype = "int32_t" if is_int else "float"
+        is_int = c.array.dtype.kind in "iu"
+        ctype = const_ctype(c.array)
         out.append(f"/* node '{c_comment(c.node)}': {c_comment(key)} {list(c.array.shape)} */")
         out.append(f"const {ctype} {c.c_name}[{max(flat.size, 1)}] EK_ALIGNED(8) = {{")
         fmt = (lambda v: str(int(v))) if is_int else c_float
-        per_line = 12 if is_int else 8
+        per_line = (24 if c.array.dtype.itemsize == 1 else 12) if is_int else 8
         values = [fmt(v) for v in flat.tolist()] or ["0"]
         for i in range(0, len(values), per_line):
             out.append("    " + ", ".join(values[i:i + per_line]) + ",")

@@ -3,6 +3,7 @@ and conformance runner (which need the files without the target-specific size ch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,18 +31,28 @@ class Generated:
     header: str
 
 
-def lower_model(model: onnx.ModelProto, target_name: str = "") -> Schedule:
+def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool = False) -> Schedule:
     """Prepared, lowered schedule (raises BuildError for anything the back end cannot run)."""
-    return lower(GraphView.of(prepare(model, "model")), target_name)
+    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io)
+
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"', re.MULTILINE)
 
 
 def kernel_files(families: set[str]) -> list[str]:
-    """Kernel files (relative to kernels/) the given families need; ek_common.h always."""
+    """Kernel files (relative to kernels/) the given families need, with the headers they include
+    (ek_common.h always)."""
     names = ["ek_common.h"]
     for fam in sorted(families):
         for ext in (".h", ".c"):
             if (KERNEL_DIR / f"{fam}{ext}").exists():
                 names.append(f"{fam}{ext}")
+    pending = list(names)
+    while pending:
+        for included in _INCLUDE.findall((KERNEL_DIR / pending.pop()).read_text(encoding="utf-8")):
+            if included not in names and (KERNEL_DIR / included).exists():
+                names.append(included)
+                pending.append(included)
     return names
 
 
@@ -53,10 +64,10 @@ def _write(path: Path, text: str) -> None:
 
 def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_arena: bool = False,
              target_name: str = "", with_kernels: bool = True,
-             with_integration: bool = True) -> Generated:
+             with_integration: bool = True, int8_io: bool = False) -> Generated:
     out_dir = Path(out_dir)
     prefix = model_prefix(name)
-    sched = lower_model(model, target_name)
+    sched = lower_model(model, target_name, int8_io)
     mem = plan(sched)
     names = emit_c.assign_names(prefix, sched)
     files: dict[str, str] = {
@@ -77,7 +88,8 @@ def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_
         files["zephyr/CMakeLists.txt"] = emit_integration.zephyr_cmake(prefix, sources)
         files["zephyr/Kconfig"] = emit_integration.zephyr_kconfig(prefix)
         files["example_main.c"] = emit_integration.example_main(
-            prefix, len(sched.inputs), len(sched.outputs), static_arena)
+            prefix, [sched.tensors[n].ctype for n in sched.inputs],
+            [sched.tensors[n].ctype for n in sched.outputs], static_arena)
     for rel, text in files.items():
         _write(out_dir / rel, text)
     for rel in kernels:

@@ -24,9 +24,11 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edgekit.errors import BuildError
 
-# Ops that are never folded even with constant inputs (they have no inputs or are nondeterministic).
+# Ops that are never folded even with constant inputs (they have no inputs or are nondeterministic,
+# or, for DequantizeLinear, because the integer weights and their scales are what int8 kernels need:
+# GraphView exposes them as QConst and still answers const() with the dequantized floats).
 _NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-            "Bernoulli"}
+            "Bernoulli", "DequantizeLinear"}
 
 
 def opset_of(model: onnx.ModelProto, domain: str = "") -> int:
@@ -187,6 +189,59 @@ def prepare(model: onnx.ModelProto, where: str = "model") -> onnx.ModelProto:
 
 
 @dataclass
+class QConst:
+    """A quantized constant: the output of DequantizeLinear on constant inputs, kept unfolded."""
+
+    values: np.ndarray          # the integers (int4/uint4 widened to int8/uint8)
+    scale: np.ndarray           # float32: scalar, [C] along ``axis``, or blocked along ``axis``
+    zero_point: np.ndarray | None
+    axis: int
+    block_size: int             # 0: per tensor or per axis
+    onnx_dtype: int             # TensorProto type of the stored integers
+
+    def dequantized(self) -> np.ndarray:
+        return dequantize_linear(self.values, self.scale, self.zero_point, self.axis, self.block_size)
+
+
+def _expand_quant_param(param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int) -> np.ndarray:
+    """Scale/zero point broadcast to the data's shape (per tensor, per axis or blocked)."""
+    param = np.asarray(param)
+    if param.ndim == 0 or param.size == 1 and len(shape) != param.ndim:
+        return param.reshape(())
+    if block_size:
+        return np.repeat(param, block_size, axis=axis).take(range(shape[axis]), axis=axis)
+    view = [1] * len(shape)
+    view[axis] = -1
+    return param.reshape(view)
+
+
+def dequantize_linear(values, scale, zero_point, axis: int, block_size: int) -> np.ndarray:
+    """ONNX DequantizeLinear (per tensor, per axis, blocked) in float32."""
+    values = np.asarray(values)
+    axis = axis % max(values.ndim, 1)
+    s = _expand_quant_param(np.asarray(scale, dtype=np.float32), values.shape, axis, block_size)
+    q = values.astype(np.int32)
+    if zero_point is not None:
+        q = q - _expand_quant_param(np.asarray(zero_point).astype(np.int32), values.shape, axis,
+                                    block_size)
+    return (q.astype(np.float32) * s).astype(np.float32)
+
+
+def _qconst_of(node: onnx.NodeProto, constants: dict[str, np.ndarray], dtypes: dict[str, int]) -> QConst:
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    values = constants[node.input[0]]
+    zp = constants[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+    if values.dtype.itemsize == 1 and values.dtype.kind not in "iu":  # int4/uint4 from ml_dtypes
+        widened = np.int8 if dtypes.get(node.input[0]) == onnx.TensorProto.INT4 else np.uint8
+        values = values.astype(widened)
+        zp = zp.astype(widened) if zp is not None else None
+    return QConst(values=values, scale=np.asarray(constants[node.input[1]], dtype=np.float32),
+                  zero_point=zp, axis=int(attrs.get("axis", 1)) % max(values.ndim, 1),
+                  block_size=int(attrs.get("block_size", 0)),
+                  onnx_dtype=dtypes.get(node.input[0], 0))
+
+
+@dataclass
 class GraphView:
     """Read-only queries over a prepared model."""
 
@@ -195,6 +250,8 @@ class GraphView:
     dtypes: dict[str, int] = field(default_factory=dict)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
+    producers: dict[str, onnx.NodeProto] = field(default_factory=dict)
+    qconsts: dict[str, QConst] = field(default_factory=dict)
     opset: int = 1
 
     @classmethod
@@ -216,6 +273,14 @@ class GraphView:
             for n in node.input:
                 if n:
                     view.consumers.setdefault(n, []).append(node)
+            for n in node.output:
+                if n:
+                    view.producers[n] = node
+            if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx") and \
+                    all(not n or n in view.constants for n in node.input):
+                q = _qconst_of(node, view.constants, view.dtypes)
+                view.qconsts[node.output[0]] = q
+                view.constants[node.output[0]] = q.dequantized()
         return view
 
     def shape(self, name: str, node: onnx.NodeProto | None = None) -> tuple[int, ...]:
@@ -230,6 +295,13 @@ class GraphView:
 
     def is_const(self, name: str) -> bool:
         return bool(name) and name in self.constants
+
+    def qconst(self, name: str) -> QConst | None:
+        """The integers behind a constant that a DequantizeLinear produces, else None."""
+        return self.qconsts.get(name) if name else None
+
+    def producer(self, name: str) -> onnx.NodeProto | None:
+        return self.producers.get(name)
 
     @property
     def graph_outputs(self) -> list[str]:

@@ -57,17 +57,21 @@ class HostModel:
     """ctypes binding of ``<prefix>_run_io`` in a shared library."""
 
     def __init__(self, lib: ctypes.CDLL, prefix: str, input_shapes: list[tuple[int, ...]],
-                 output_shapes: list[tuple[int, ...]], arena_bytes: int):
+                 output_shapes: list[tuple[int, ...]], arena_bytes: int,
+                 input_dtypes: list | None = None, output_dtypes: list | None = None):
         self.fn = getattr(lib, f"{prefix}_run_io")
+        self.input_dtypes = input_dtypes or [np.float32] * len(input_shapes)
+        self.output_dtypes = output_dtypes or [np.float32] * len(output_shapes)
         self.fn.restype = ctypes.c_int
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self.input_shapes, self.output_shapes = input_shapes, output_shapes
         self.arena_bytes = arena_bytes
 
     def run(self, inputs: list[np.ndarray], arena_fill: int = 0xA5) -> list[np.ndarray]:
-        ins = [np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(s))
-               for x, s in zip(inputs, self.input_shapes)]
-        outs = [np.full(s, np.nan, dtype=np.float32) for s in self.output_shapes]
+        ins = [np.ascontiguousarray(np.asarray(x, dtype=t).reshape(s))
+               for x, s, t in zip(inputs, self.input_shapes, self.input_dtypes)]
+        outs = [np.full(s, np.nan if np.dtype(t).kind == "f" else 0x55, dtype=t)
+                for s, t in zip(self.output_shapes, self.output_dtypes)]
         # The arena starts filled with garbage: a kernel reading memory it never wrote shows up.
         arena = np.full(max(self.arena_bytes, 16) + 16, arena_fill, dtype=np.uint8)
         base = arena.ctypes.data

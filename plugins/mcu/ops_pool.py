@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 
@@ -10,10 +12,21 @@ from edgekit.plugins.mcu.schedule import Lowerer, dims_str
 from edgekit.plugins.mcu.shapes import resolve_pads
 
 
-def lower_pool(lw: Lowerer, node: onnx.NodeProto) -> None:
+@dataclass
+class PoolGeometry:
+    """A pooling window resolved for the kernels: ``params`` is ek_pool2d_params without the
+    element type (1-D as H = 1); ``whole_plane`` when one window covers each plane exactly."""
+
+    params: dict
+    in_shape: tuple
+    out_shape: tuple
+    whole_plane: bool
+    summary: str
+
+
+def pool_geometry(lw: Lowerer, node: onnx.NodeProto) -> PoolGeometry:
     attrs = attrs_of(node)
     x, y = node.input[0], node.output[0]
-    lw.require_float(node, x, y)
     if len([o for o in node.output if o]) > 1:
         raise lw.error(node, "the Indices output of MaxPool is not supported")
     in_shape, out_shape = lw.shape(x, node), lw.shape(y, node)
@@ -36,23 +49,33 @@ def lower_pool(lw: Lowerer, node: onnx.NodeProto) -> None:
     else:
         in_hw, out_hw = list(in_shape[2:]), list(out_shape[2:])
     is_max = node.op_type == "MaxPool"
-    if out_hw == [1, 1] and kernel == in_hw and not any(begin + end) and dil == [1, 1]:
-        # One window covering the whole plane (ResNet's final 8x8 pool): the global kernel.
-        fn = "ek_global_maxpool_f32" if is_max else "ek_global_avgpool_f32"
-        lw.add(node, "ek_pool", fn, "ek_global_pool_params",
-               {"planes": in_shape[0] * in_shape[1], "size": in_hw[0] * in_hw[1]},
-               [lw.operand(node, x), ("out", y)],
-               summary=f"{dims_str(in_shape)} -> {dims_str(out_shape)}, whole-plane window")
-        return
+    whole = out_hw == [1, 1] and kernel == in_hw and not any(begin + end) and dil == [1, 1]
     params = {"batch": in_shape[0], "channels": in_shape[1], "in_h": in_hw[0], "in_w": in_hw[1],
               "out_h": out_hw[0], "out_w": out_hw[1], "k_h": kernel[0], "k_w": kernel[1],
               "stride_h": strides[0], "stride_w": strides[1], "dil_h": dil[0], "dil_w": dil[1],
               "pad_top": begin[0], "pad_left": begin[1], "pad_bottom": end[0], "pad_right": end[1],
               "count_include_pad": 0 if is_max else int(attrs.get("count_include_pad", 0))}
-    summary = (f"{dims_str(in_shape)} -> {dims_str(out_shape)}, k{'x'.join(map(str, kernel[-spatial:]))}"
+    summary = (f"{dims_str(in_shape)} -> {dims_str(out_shape)}, whole-plane window" if whole else
+               f"{dims_str(in_shape)} -> {dims_str(out_shape)}, k{'x'.join(map(str, kernel[-spatial:]))}"
                f" s{'x'.join(map(str, strides[-spatial:]))} pads {begin[-spatial:]}/{end[-spatial:]}")
+    return PoolGeometry(params, tuple(in_shape), tuple(out_shape), whole, summary)
+
+
+def lower_pool(lw: Lowerer, node: onnx.NodeProto) -> None:
+    x, y = node.input[0], node.output[0]
+    lw.require_float(node, x, y)
+    geo = pool_geometry(lw, node)
+    is_max = node.op_type == "MaxPool"
+    if geo.whole_plane:
+        # One window covering the whole plane (ResNet's final 8x8 pool): the global kernel.
+        fn = "ek_global_maxpool_f32" if is_max else "ek_global_avgpool_f32"
+        lw.add(node, "ek_pool", fn, "ek_global_pool_params",
+               {"planes": geo.in_shape[0] * geo.in_shape[1],
+                "size": geo.params["in_h"] * geo.params["in_w"]},
+               [lw.operand(node, x), ("out", y)], summary=geo.summary)
+        return
     lw.add(node, "ek_pool", "ek_maxpool2d_f32" if is_max else "ek_avgpool2d_f32",
-           "ek_pool2d_params", params, [lw.operand(node, x), ("out", y)], summary=summary)
+           "ek_pool2d_params", geo.params, [lw.operand(node, x), ("out", y)], summary=geo.summary)
 
 
 def _ceil_mode_shape(lw, node, in_shape, out_shape, kernel, strides, dil, begin, end):

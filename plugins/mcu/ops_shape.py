@@ -16,7 +16,7 @@ _PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}
 def lower_view(lw: Lowerer, node: onnx.NodeProto) -> None:
     """Same bytes, new shape: an alias (the planner gives both names one buffer)."""
     x, y = node.input[0], node.output[0]
-    lw.require_float(node, x, y)
+    lw.kernel_suffix(node, x, y)
     lw.alias(node, y, x)
 
 
@@ -29,14 +29,14 @@ def _strided_copy(lw: Lowerer, node: onnx.NodeProto, x: str, y: str, shape: list
     if len(cshape) > MAX_DIMS:
         raise lw.error(node, f"needs {len(cshape)} dimensions after collapsing; at most {MAX_DIMS}")
     pad = MAX_DIMS - len(cshape)
-    lw.add(node, "ek_transform", "ek_strided_copy_f32", "ek_strided_copy_params",
+    lw.add(node, "ek_transform", f"ek_strided_copy_{lw.kernel_suffix(node, x, y)}", "ek_strided_copy_params",
            {"rank": len(cshape), "shape": cshape + [0] * pad, "stride": cstrides + [0] * pad,
             "offset": offset}, [lw.operand(node, x), ("out", y)], summary=summary)
 
 
 def lower_transpose(lw: Lowerer, node: onnx.NodeProto) -> None:
     x, y = node.input[0], node.output[0]
-    lw.require_float(node, x, y)
+    lw.kernel_suffix(node, x, y)
     shape = lw.shape(x, node)
     perm = list(attrs_of(node).get("perm", list(range(len(shape)))[::-1]))
     dense = dense_strides(shape)

@@ -7,10 +7,11 @@ is derived from it, so what ``edgekit inspect`` reports is exactly what ``lower`
 
 from __future__ import annotations
 
-from edgekit.plugins.mcu import ops_elementwise, ops_nn, ops_norm, ops_pool, ops_reduce, ops_shape
+from edgekit.plugins.mcu import (ops_elementwise, ops_nn, ops_norm, ops_pool, ops_quant, ops_reduce,
+                                 ops_shape)
 
 LOWERINGS: dict = {}
-for _module in (ops_nn, ops_elementwise, ops_norm, ops_pool, ops_reduce, ops_shape):
+for _module in (ops_nn, ops_elementwise, ops_norm, ops_pool, ops_quant, ops_reduce, ops_shape):
     LOWERINGS.update(_module.LOWERINGS)
 
 try:  # recurrent ops live in their own module (larger kernels)
@@ -39,6 +40,9 @@ LIMITS = {
     "Dropout": "inference: identity; no mask output", "Expand": "constant shape",
     "Gelu": "approximate none/tanh", "LogSoftmax": "as Softmax",
     "Split": "output sizes from shape inference", "Gather": "constant indices",
+    "QuantizeLinear": "per-tensor, float32 -> int8",
+    "DequantizeLinear": "int8 activations per tensor; int8/int32/int4 constants per tensor, per axis "
+                        "or blocked (weights)",
     "LayerNormalization": "any axis, epsilon; stash_type 1; scale/bias broadcast (runtime ones as a "
                           "trailing block); optional Mean/InvStdDev outputs",
 }

@@ -22,7 +22,8 @@ from edgekit.plugins.mcu.optable import supported_ops_list
 
 class McuBackend(edgekit.Backend):
     name = "mcu-c"
-    description = "float32 C99 for microcontrollers: one kernel call per layer, static arena"
+    description = ("C99 for microcontrollers (float32, and int8 from QDQ models): one kernel call per "
+                   "layer, static arena")
 
     def supported_ops(self, target) -> set[str]:
         return set(supported_ops_list())
@@ -33,7 +34,7 @@ class McuBackend(edgekit.Backend):
             raise edgekit.UsageError(f"--kernels '{kernels}': back end 'mcu-c' has one kernel "
                                      f"library, 'edgekit'; drop the flag or use --kernels edgekit")
         # Lowering is cheap and is the one place that knows every attribute limit.
-        lower_model(model, context.target.name)
+        lower_model(model, context.target.name, _int8_io(context))
 
     def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
               out_dir: Path) -> edgekit.Artifact:
@@ -41,7 +42,8 @@ class McuBackend(edgekit.Backend):
         target = context.target
         static_arena = bool(context.option("static_arena", False))
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
-                       static_arena=static_arena, target_name=target.name)
+                       static_arena=static_arena, target_name=target.name,
+                       int8_io=_int8_io(context))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         budget_notes: list[str] = []
@@ -62,9 +64,12 @@ class McuBackend(edgekit.Backend):
         budget(sizes.check_flash_budget, measured["code_bytes"]["Os"], measured["weights_bytes"])
 
         def io(names):
-            return [{"name": n, "c_name": sched.tensors[n].c_name,
-                     "shape": list(sched.tensors[n].shape), "dtype": "float32",
-                     "count": sched.tensors[n].count, "bytes": sched.tensors[n].nbytes}
+            return [{"name": sched.io_names.get(n, n), "c_name": sched.tensors[n].c_name,
+                     "shape": list(sched.tensors[n].shape), "dtype": sched.tensors[n].dtype,
+                     "count": sched.tensors[n].count, "bytes": sched.tensors[n].nbytes,
+                     **({"quantization": {"scale": sched.io_quant[n][0],
+                                          "zero_point": sched.io_quant[n][1]}}
+                        if n in sched.io_quant else {})}
                     for n in names]
 
         metadata = {
@@ -82,6 +87,7 @@ class McuBackend(edgekit.Backend):
             "outputs": io(sched.outputs),
             "layers": [{"index": layer.index, "node": layer.node, "op": layer.op,
                         "kernel": layer.function, "macs": layer.macs,
+                        "dtype": sched.tensors[layer.outputs[0]].dtype, "summary": layer.summary,
                         "output_shape": list(sched.tensors[layer.outputs[0]].shape)}
                        for layer in sched.layers],
             "profile_macro": "EK_PROFILE",
@@ -90,9 +96,20 @@ class McuBackend(edgekit.Backend):
             "memory_plan": MEMORY_PLAN_FILE,
             "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
             "kernel_families": sorted(sched.families),
+            # QDQ models: the nodes that run as int8 kernels (the rest of the compute runs in float)
+            "int8_nodes": list(sched.int8_nodes),
             "budget_exceeded": budget_notes,
         }
         return edgekit.Artifact(backend=self.name, files=gen.files, metadata=metadata)
+
+
+def _int8_io(context: edgekit.BuildContext) -> bool:
+    """Option io: float (default: the library quantizes inputs and dequantizes outputs) or int8
+    (the caller passes int8 data; the header gives each tensor's scale and zero point)."""
+    value = str(context.option("io", "float") or "float").lower()
+    if value not in ("float", "int8"):
+        raise edgekit.UsageError(f"--option io={value}: expected io=float or io=int8")
+    return value == "int8"
 
 
 @edgekit.hookimpl

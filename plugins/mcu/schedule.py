@@ -23,6 +23,15 @@ from edgekit.plugins.mcu.graph import GraphView, attrs_of
 FLOAT = onnx.TensorProto.FLOAT
 INF = math.inf
 
+#: Element types a tensor of the schedule can have: ONNX type -> (name, C type, bytes).
+TENSOR_TYPES = {onnx.TensorProto.FLOAT: ("float32", "float", 4),
+                onnx.TensorProto.INT8: ("int8", "int8_t", 1),
+                onnx.TensorProto.UINT8: ("uint8", "uint8_t", 1),
+                onnx.TensorProto.INT16: ("int16", "int16_t", 2),
+                onnx.TensorProto.INT32: ("int32", "int32_t", 4)}
+C_TYPES = {name: ctype for name, ctype, _ in TENSOR_TYPES.values()}
+ITEM_BYTES = {name: size for name, _, size in TENSOR_TYPES.values()}
+
 
 @dataclass(frozen=True)
 class ConstRef:
@@ -43,13 +52,14 @@ class Const:
 
 @dataclass
 class Tensor:
-    """An activation tensor (float32). ``kind``: input, output or arena."""
+    """An activation tensor. ``kind``: input, output or arena; ``dtype``: a key of ITEM_BYTES."""
 
     name: str
     shape: tuple[int, ...]
     kind: str = "arena"
     index: int = -1          # position among the graph inputs/outputs
     c_name: str = ""
+    dtype: str = "float32"
 
     @property
     def count(self) -> int:
@@ -57,7 +67,11 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return 4 * self.count
+        return ITEM_BYTES[self.dtype] * self.count
+
+    @property
+    def ctype(self) -> str:
+        return C_TYPES[self.dtype]
 
 
 @dataclass
@@ -103,6 +117,11 @@ class Schedule:
     outputs: list[str] = field(default_factory=list)
     families: set[str] = field(default_factory=set)
     source_ops: set[str] = field(default_factory=set)  # op types of the lowered (folded) graph
+    int8_nodes: list[str] = field(default_factory=list)  # nodes that run as int8 kernels
+    # int8 inputs/outputs (option io=int8): tensor -> (scale, zero point), and the graph tensor
+    # (float, outside the library) each stands for
+    io_quant: dict[str, tuple[float, int]] = field(default_factory=dict)
+    io_names: dict[str, str] = field(default_factory=dict)
 
     def root(self, name: str) -> str:
         while name in self.aliases:
@@ -151,12 +170,23 @@ class Lowerer:
             if n and self.view.dtypes.get(n, FLOAT) != FLOAT:
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(self.view.dtypes[n])
                 raise self.error(node, f"tensor '{n}' is {dtype}; the mcu-c back end computes "
-                                       f"float32 only")
+                                       f"{node.op_type} in float32 (int8 only inside QDQ groups: "
+                                       f"DequantizeLinear -> op -> QuantizeLinear)")
+
+    def kernel_suffix(self, node: onnx.NodeProto, *names: str) -> str:
+        """'f32' or 's8': the element type of a data-movement op's tensors (all the same)."""
+        kinds = {self.tensor(n).dtype for n in names if n}
+        if kinds == {"int8"}:
+            return "s8"
+        self.require_float(node, *names)
+        return "f32"
 
     def tensor(self, name: str) -> Tensor:
         t = self.schedule.tensors.get(name)
         if t is None:
-            t = Tensor(name, self.view.shapes.get(name, ()))
+            elem = self.view.dtypes.get(name, FLOAT)
+            t = Tensor(name, self.view.shapes.get(name, ()),
+                       dtype=TENSOR_TYPES[elem][0] if elem in TENSOR_TYPES else "float32")
             self.schedule.tensors[name] = t
         return t
 
@@ -217,7 +247,10 @@ class Lowerer:
 
     def copy(self, node: onnx.NodeProto, src: str, out: str) -> None:
         n = int(np.prod(self.shape(out, node), dtype=np.int64))
-        self.add(node, "ek_transform", "ek_copy_f32", "ek_copy_params", {"size": n},
+        function = {"float32": "ek_copy_f32", "int8": "ek_copy_s8"}.get(self.tensor(src).dtype)
+        if function is None:
+            raise self.error(node, f"cannot copy a {self.tensor(src).dtype} tensor")
+        self.add(node, "ek_transform", function, "ek_copy_params", {"size": n},
                  [self.operand(node, src), ("out", out)],
                  summary=f"{dims_str(self.shape(src, node))} -> {dims_str(self.shape(out, node))} copy")
 
@@ -261,25 +294,34 @@ def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None
     return lo, hi
 
 
-def lower(view: GraphView, target_name: str = "") -> Schedule:
+def lower(view: GraphView, target_name: str = "", int8_io: bool = False) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
-    cannot be lowered."""
+    cannot be lowered. ``int8_io``: a graph input whose only consumer quantizes it to int8, and a
+    graph output dequantized from int8, are passed as int8 (the boundary conversion is left to
+    the caller, who gets the scales and zero points)."""
+    from edgekit.plugins.mcu import ops_quant
     from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
 
     lw = Lowerer(view, target_name)
     sched = lw.schedule
     graph = view.model.graph
+    boundary = ops_quant.int8_boundary(lw) if int8_io else {}
+    lw.skipped.update(id(node) for _, _, node in boundary.values())
     for i, inp in enumerate(graph.input):
-        t = lw.tensor(inp.name)
+        name = inp.name
+        if name in boundary:
+            name, q, node = boundary[name]
+            sched.io_quant[name], sched.io_names[name] = q, inp.name
+        t = lw.tensor(name)
         t.kind, t.index = "input", i
-        t.shape = view.shape(inp.name)
-        sched.inputs.append(inp.name)
-        if view.dtypes.get(inp.name, FLOAT) != FLOAT:
-            raise BuildError(f"graph input '{inp.name}' is not float32; the mcu-c back end computes "
-                             f"float32 only")
+        t.shape = view.shape(name)
+        sched.inputs.append(name)
+        if name == inp.name and view.dtypes.get(inp.name, FLOAT) != FLOAT:
+            raise BuildError(f"graph input '{inp.name}' is not float32; the mcu-c back end takes "
+                             f"float32 inputs (quantized models quantize them with QuantizeLinear)")
     sched.source_ops = {n.op_type for n in graph.node}
     for node in graph.node:
-        if id(node) in lw.skipped:
+        if id(node) in lw.skipped or ops_quant.try_lower(lw, node):
             continue
         fn = LOWERINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if fn is None:
@@ -288,12 +330,18 @@ def lower(view: GraphView, target_name: str = "") -> Schedule:
         fn(lw, node)
     for i, out in enumerate(graph.output):
         name = out.name
+        if name in boundary:
+            name, q, _ = boundary[name]
+            sched.io_quant[name], sched.io_names[name] = q, out.name
         if name in sched.inputs or view.is_const(name):
             raise BuildError(f"graph output '{name}' is a graph input or a constant; the mcu-c back "
                              f"end needs outputs computed by the graph")
         t = lw.tensor(name)
         if name in sched.aliases:  # defensive: alias() already copies graph outputs
             raise BuildError(f"graph output '{name}' aliases another tensor")
+        if t.kind == "output":
+            raise BuildError(f"graph outputs '{sched.io_names.get(name, name)}' and another output are "
+                             f"the same int8 tensor; build with io=float")
         t.kind, t.index = "output", i
         t.shape = view.shape(name)
         sched.outputs.append(name)

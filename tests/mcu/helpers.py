@@ -40,7 +40,10 @@ def build_shared(gens: list[tuple[Path, Generated]], work: Path) -> ctypes.CDLL:
 
 def host_model(lib: ctypes.CDLL, gen: Generated) -> hostbuild.HostModel:
     ins, outs = io_shapes(gen)
-    return hostbuild.HostModel(lib, gen.prefix, ins, outs, gen.plan.arena_bytes)
+    s = gen.schedule
+    return hostbuild.HostModel(lib, gen.prefix, ins, outs, gen.plan.arena_bytes,
+                               [np.dtype(s.tensors[n].dtype) for n in s.inputs],
+                               [np.dtype(s.tensors[n].dtype) for n in s.outputs])
 
 
 def generate_model(model: onnx.ModelProto, out: Path, name: str, **kw) -> Generated:

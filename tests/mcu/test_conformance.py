@@ -28,7 +28,8 @@ def test_every_applicable_case_passes(results):
 def test_every_claimed_op_has_applicable_cases(results):
     table = conformance.summarize(results)
     print("\n" + conformance.format_table(table))
-    untested = [op for op in supported_ops_list() if table[op]["applicable"] == 0]
+    untested = [op for op in supported_ops_list()
+                if table[op]["applicable"] == 0 and op not in conformance.TESTED_ELSEWHERE]
     assert not untested, f"claimed ops without an applicable conformance case: {untested}"
     assert sum(row["passed"] for row in table.values()) >= 550
 

@@ -25,7 +25,9 @@ static int32_t ek_padded_taps(int32_t start, int32_t k, int32_t dil, int32_t siz
     return hi - lo;
 }
 
-#define EK_POOL_LOOP(INIT, ACC, FINISH)                                                        \
+#define EK_POOL_LOOP(INIT, ACC, FINISH) EK_POOL_LOOP_OF(float, INIT, ACC, FINISH)
+/* The window walk for any element type (float32 and int8 kernels share it). */
+#define EK_POOL_LOOP_OF(TYPE, INIT, ACC, FINISH)                                               \
     int32_t plane, oh, ow, kh, kw;                                                             \
     const int32_t planes = p->batch * p->channels;                                             \
     const int32_t in_plane = p->in_h * p->in_w;                                                \
@@ -40,7 +42,7 @@ static int32_t ek_padded_taps(int32_t start, int32_t k, int32_t dil, int32_t siz
                 INIT;                                                                          \
                 ek_window_taps(ws, p->k_w, p->dil_w, p->in_w, &kw0, &kw1);                     \
                 for (kh = kh0; kh < kh1; kh++) {                                               \
-                    const float *row = in + (hs + kh * p->dil_h) * p->in_w + ws + kw0 * p->dil_w; \
+                    const TYPE *row = in + (hs + kh * p->dil_h) * p->in_w + ws + kw0 * p->dil_w; \
                     for (kw = kw0; kw < kw1; kw++, row += p->dil_w) {                          \
                         ACC;                                                                   \
                     }                                                                          \
@@ -101,5 +103,90 @@ void ek_global_maxpool_f32(const ek_global_pool_params *p, const float *in, floa
             m = ek_max_nan(m, *in++);
         }
         *out++ = m;
+    }
+}
+
+/* int8 output of a pooled value v (an input-domain integer, zero point not yet removed). */
+static inline int8_t ek_qpool_out(const ek_qpool2d_params *q, int32_t v)
+{
+    v += q->input_offset;
+    if (q->multiplier != 0) {
+        v = ek_requantize(v, q->multiplier, q->shift);
+    }
+    return (int8_t)ek_clamp_i32(v + q->output_offset, -128, 127);
+}
+
+/* x / d rounded to nearest, ties to even (d > 0): the rounding of QuantizeLinear, so a mean
+ * lands where onnxruntime's float average followed by QuantizeLinear lands. */
+static inline int32_t ek_rounding_div(int32_t x, int32_t d)
+{
+    int32_t q = x / d, r = x % d;
+    if (r < 0) {
+        q -= 1; /* floor division */
+        r += d;
+    }
+    if (2 * r > d || (2 * r == d && (q & 1) != 0)) {
+        q += 1;
+    }
+    return q;
+}
+
+/* Mean of `taps` values whose offset sum is acc, rescaled: the division comes last so a scale
+ * change is applied with 8 extra fraction bits and rounded once more only by the divide. */
+static inline int8_t ek_qmean_out(int32_t acc, int32_t taps, int32_t multiplier, int32_t shift,
+                                  int32_t output_offset)
+{
+    int32_t v;
+    if (taps <= 0) {
+        return (int8_t)ek_clamp_i32(output_offset, -128, 127);
+    }
+    if (multiplier == 0) {
+        v = ek_rounding_div(acc, taps);
+    } else if (taps <= (1 << 14)) {
+        v = ek_rounding_div(ek_requantize(acc * 256, multiplier, shift), taps * 256);
+    } else {
+        v = ek_rounding_div(ek_requantize(acc, multiplier, shift), taps);
+    }
+    return (int8_t)ek_clamp_i32(v + output_offset, -128, 127);
+}
+
+void ek_qmaxpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out)
+{
+    const ek_pool2d_params *p = &q->pool;
+    EK_POOL_LOOP_OF(int8_t, int32_t m = -128,
+                    m = *row > m ? *row : m,
+                    *out++ = ek_qpool_out(q, m))
+}
+
+void ek_qavgpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out)
+{
+    const ek_pool2d_params *p = &q->pool;
+    EK_POOL_LOOP_OF(int8_t, int32_t s = 0,
+                    s += *row,
+                    {
+                        int32_t taps = (kh1 - kh0) * (kw1 - kw0);
+                        const int32_t inside = taps;
+                        if (p->count_include_pad) {
+                            taps = ek_padded_taps(hs, p->k_h, p->dil_h, p->in_h, p->pad_top,
+                                                  p->pad_bottom) *
+                                   ek_padded_taps(ws, p->k_w, p->dil_w, p->in_w, p->pad_left,
+                                                  p->pad_right);
+                        }
+                        /* padded taps hold real 0, i.e. the zero point: they add nothing */
+                        *out++ = ek_qmean_out(s + inside * q->input_offset, taps, q->multiplier,
+                                              q->shift, q->output_offset);
+                    })
+}
+
+void ek_qglobal_avgpool_s8(const ek_qglobal_pool_params *q, const int8_t *in, int8_t *out)
+{
+    int32_t plane, i;
+    for (plane = 0; plane < q->planes; plane++, in += q->size) {
+        int32_t s = 0;
+        for (i = 0; i < q->size; i++) {
+            s += in[i];
+        }
+        out[plane] = ek_qmean_out(s + q->size * q->input_offset, q->size, q->multiplier, q->shift,
+                                  q->output_offset);
     }
 }

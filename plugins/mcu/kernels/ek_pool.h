@@ -4,7 +4,7 @@
 #ifndef EK_POOL_H
 #define EK_POOL_H
 
-#include "ek_common.h"
+#include "ek_qcommon.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +22,26 @@ typedef struct {
     int32_t planes;  /* N * C */
     int32_t size;    /* elements per plane */
 } ek_global_pool_params;
+
+/* int8 pooling: the window geometry of ek_pool2d_params, plus requantization. multiplier == 0
+ * means input and output share the scale (only the zero points may differ). Padded taps are
+ * real 0 for the average (count_include_pad) and ignored by the max. */
+typedef struct {
+    ek_pool2d_params pool;
+    int32_t input_offset;   /* minus the input zero point */
+    int32_t output_offset;  /* output zero point */
+    int32_t multiplier, shift;
+} ek_qpool2d_params;
+
+typedef struct {
+    int32_t planes, size;
+    int32_t input_offset, output_offset;
+    int32_t multiplier, shift;
+} ek_qglobal_pool_params;
+
+void ek_qmaxpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out);
+void ek_qavgpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out);
+void ek_qglobal_avgpool_s8(const ek_qglobal_pool_params *q, const int8_t *in, int8_t *out);
 
 void ek_maxpool2d_f32(const ek_pool2d_params *p, const float *in, float *out);
 void ek_avgpool2d_f32(const ek_pool2d_params *p, const float *in, float *out);

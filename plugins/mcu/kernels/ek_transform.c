@@ -10,38 +10,49 @@ void ek_copy_f32(const ek_copy_params *p, const float *in, float *out)
     }
 }
 
-void ek_strided_copy_f32(const ek_strided_copy_params *p, const float *in, float *out)
+void ek_copy_s8(const ek_copy_params *p, const int8_t *in, int8_t *out)
 {
-    const int32_t last = p->rank - 1;
-    const int32_t n = p->shape[last];
-    const int32_t s = p->stride[last];
-    int32_t idx[EK_MAX_DIMS] = {0};
-    int32_t rows = 1, r, d, i;
-    const float *src = in + p->offset;
-
-    for (d = 0; d < last; d++) {
-        rows *= p->shape[d];
-    }
-    for (r = 0; r < rows; r++) {
-        if (s == 1) {
-            memcpy(out, src, (size_t)n * sizeof(float));
-            out += n;
-        } else {
-            const float *q = src;
-            for (i = 0; i < n; i++, q += s) {
-                *out++ = *q;
-            }
-        }
-        for (d = last - 1; d >= 0; d--) {
-            src += p->stride[d];
-            if (++idx[d] < p->shape[d]) {
-                break;
-            }
-            src -= p->stride[d] * p->shape[d];
-            idx[d] = 0;
-        }
+    if (in != out) {
+        memcpy(out, in, (size_t)p->size);
     }
 }
+
+/* One strided-copy body per element type (the walk is the same, only the element differs). */
+#define EK_DEFINE_STRIDED_COPY(name, type)                                                  \
+    void name(const ek_strided_copy_params *p, const type *in, type *out)                  \
+    {                                                                                      \
+        const int32_t last = p->rank - 1;                                                  \
+        const int32_t n = p->shape[last];                                                  \
+        const int32_t s = p->stride[last];                                                 \
+        int32_t idx[EK_MAX_DIMS] = {0};                                                    \
+        int32_t rows = 1, r, d, i;                                                         \
+        const type *src = in + p->offset;                                                  \
+        for (d = 0; d < last; d++) {                                                       \
+            rows *= p->shape[d];                                                           \
+        }                                                                                  \
+        for (r = 0; r < rows; r++) {                                                       \
+            if (s == 1) {                                                                  \
+                memcpy(out, src, (size_t)n * sizeof(type));                                \
+                out += n;                                                                  \
+            } else {                                                                       \
+                const type *q = src;                                                       \
+                for (i = 0; i < n; i++, q += s) {                                          \
+                    *out++ = *q;                                                           \
+                }                                                                          \
+            }                                                                              \
+            for (d = last - 1; d >= 0; d--) {                                              \
+                src += p->stride[d];                                                       \
+                if (++idx[d] < p->shape[d]) {                                              \
+                    break;                                                                 \
+                }                                                                          \
+                src -= p->stride[d] * p->shape[d];                                         \
+                idx[d] = 0;                                                                \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+EK_DEFINE_STRIDED_COPY(ek_strided_copy_f32, float)
+EK_DEFINE_STRIDED_COPY(ek_strided_copy_s8, int8_t)
 
 void ek_concat_f32(const ek_concat_params *p, const float *const *inputs, float *out)
 {

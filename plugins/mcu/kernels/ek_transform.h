@@ -44,7 +44,10 @@ typedef struct {
 } ek_pad_params;
 
 void ek_copy_f32(const ek_copy_params *p, const float *in, float *out);
+/* The same for int8 tensors (size in elements = bytes). */
+void ek_copy_s8(const ek_copy_params *p, const int8_t *in, int8_t *out);
 void ek_strided_copy_f32(const ek_strided_copy_params *p, const float *in, float *out);
+void ek_strided_copy_s8(const ek_strided_copy_params *p, const int8_t *in, int8_t *out);
 void ek_concat_f32(const ek_concat_params *p, const float *const *inputs, float *out);
 void ek_pad_f32(const ek_pad_params *p, const float *in, float *out);
 

@@ -1,0 +1,38 @@
+/* ek_qcommon.h: integer arithmetic shared by every edgekit int8 kernel family.
+ *
+ * Quantization follows the TFLite int8 spec: real = scale * (q - zero_point), int8 activations
+ * (asymmetric, per tensor), int8 symmetric weights (per output channel), int32 bias with scale
+ * s_in * s_w. An int32 accumulator is brought to the output scale by ek_requantize(acc, multiplier,
+ * shift) (Q31 multiplier, shift > 0 scales up); the Python reference is
+ * edgekit.plugins.mcu.qmath.requantize and the two agree bit for bit.
+ * Tensors are dense int8 in ONNX (NCHW) order. */
+#ifndef EK_QCOMMON_H
+#define EK_QCOMMON_H
+
+#include "ek_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* acc * multiplier * 2^(shift - 31) rounded half up in one step: TFLite's single-rounding
+ * MultiplyByQuantizedMultiplier (TFLITE_SINGLE_ROUNDING; CMSIS_NN_USE_SINGLE_ROUNDING in CMSIS-NN).
+ * One rounding keeps integer kernels within float rounding noise of onnxruntime's float
+ * requantization; the double-rounding variant differs in about 1 value in 300 per layer. */
+static inline int32_t ek_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    const int32_t total = 31 - shift; /* 1..62 for every multiplier quantize_multiplier makes */
+    const int64_t product = (int64_t)acc * (int64_t)multiplier;
+    return (int32_t)((product + ((int64_t)1 << (total - 1))) >> total);
+}
+
+static inline int32_t ek_clamp_i32(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_QCOMMON_H */

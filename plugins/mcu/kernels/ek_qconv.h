@@ -1,0 +1,71 @@
+/* ek_qconv.h: int8 Conv (1-D/2-D, groups, depthwise, strides, pads, dilations) and fully connected
+ * layers (Gemm/MatMul with constant weights), TFLite int8 arithmetic (see ek_qcommon.h).
+ *
+ * Technique: im2col of two output pixels (two input rows for a fully connected layer) into an int16
+ * buffer with the input zero point already subtracted (so padding is a plain 0), then a matrix kernel
+ * that computes 2 output channels x 2 pixels per pass with four int32 accumulators. On cores with
+ * the DSP extension (__ARM_FEATURE_DSP: Cortex-M4/M7/M33/M55) one 32-bit load of four int8 weights
+ * and two SXTB16 give two int16 pairs and each SMLAD does two MACs; the weights are stored
+ * pre-permuted at build time ([w0 w2 w1 w3] per group of four) so that no shuffle is needed at run
+ * time. Portable C elsewhere (Cortex-M0+, the host). Depthwise convs (one input channel per group)
+ * take a direct loop over the plane instead: there is no reduction over channels to vectorise.
+ *
+ * What the generator must know:
+ *  - Tensors are int8, dense, ONNX order (NCHW for conv, [m][k] -> [m][n] for fully connected).
+ *  - weights: packed by qconv_layout (edgekit.plugins.mcu.qconv_layout.pack_rows): per output
+ *    channel, its K = in_c/groups * k_h * k_w weights in [ic][ky][kx] order padded with zeros to
+ *    k_pad = ek_qconv_k_pad(K) and permuted in groups of four; depthwise convs keep [c][ky][kx].
+ *  - bias: int32 [out_c] (scale in_scale * weight_scale[c]), never NULL (zeros when absent).
+ *  - multiplier/shift: int32 [out_c], the requantization of each output channel.
+ *  - scratch: ek_qconv_scratch_bytes / ek_qfc_scratch_bytes bytes, 4-byte aligned.
+ */
+#ifndef EK_QCONV_H
+#define EK_QCONV_H
+
+#include "ek_qcommon.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int32_t n;
+    int32_t in_c, in_h, in_w;
+    int32_t out_c, out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dil_h, dil_w;
+    int32_t pad_top, pad_left;
+    int32_t groups;
+    int32_t depthwise;      /* 1: one input channel per group (direct loop) */
+    int32_t k_pad;          /* padded reduction length of one output channel (multiple of 4) */
+    int32_t input_offset;   /* -input zero point */
+    int32_t output_offset;  /* output zero point */
+    int32_t act_min, act_max;
+} ek_qconv_params;
+
+typedef struct {
+    int32_t m, n, k;
+    int32_t k_pad;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+} ek_qfc_params;
+
+/* Reduction length rounded up to the 4 weights one 32-bit load holds. */
+#define ek_qconv_k_pad(k) (((k) + 3) & ~3)
+/* Scratch: two int16 columns of k_pad values (none for depthwise). */
+#define ek_qconv_scratch_bytes(p) ((p)->depthwise ? 0 : 4 * (p)->k_pad)
+#define ek_qfc_scratch_bytes(p) (4 * (p)->k_pad)
+
+void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
+                 const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
+                 void *scratch);
+
+void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
+               const int32_t *multiplier, const int32_t *shift, int8_t *output, void *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_QCONV_H */

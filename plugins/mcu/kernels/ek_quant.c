@@ -1,0 +1,40 @@
+/* ek_quant.c: QuantizeLinear, DequantizeLinear and int8 lookup tables (see ek_quant.h). */
+#include "ek_quant.h"
+
+void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < p->size; i++) {
+        float v = in[i] / p->scale;
+        int32_t q;
+        float f, frac;
+        if (v != v) {
+            v = 0.0f; /* NaN: QuantizeLinear's saturating cast gives the zero point */
+        }
+        v = ek_clampf(v, -1024.0f, 1024.0f); /* beyond the int8 range either way */
+        f = floorf(v);
+        frac = v - f;
+        q = (int32_t)f;
+        if (frac > 0.5f || (frac == 0.5f && (q & 1) != 0)) {
+            q++; /* round half to even */
+        }
+        out[i] = (int8_t)ek_clamp_i32(q + p->zero_point, -128, 127);
+    }
+}
+
+void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out)
+{
+    int32_t i;
+    for (i = 0; i < p->size; i++) {
+        out[i] = (float)(in[i] - p->zero_point) * p->scale;
+    }
+}
+
+void ek_lut_s8(const ek_lut_params *p, const int8_t *in, const int8_t *table, int8_t *out)
+{
+    const int8_t *center = table + 128;
+    int32_t i;
+    for (i = 0; i < p->size; i++) {
+        out[i] = center[in[i]];
+    }
+}

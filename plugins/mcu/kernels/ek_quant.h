@@ -1,0 +1,36 @@
+/* ek_quant.h: the int8 <-> float32 boundary of a quantized model, and int8 lookup tables.
+ *
+ * ek_quantize_f32_s8 is ONNX QuantizeLinear (x / scale rounded half to even, plus the zero point,
+ * saturated); ek_dequantize_s8_f32 is DequantizeLinear. ek_lut_s8 maps every int8 value through a
+ * 256-entry table built at build time: any element-wise op between a DequantizeLinear and a
+ * QuantizeLinear (Sigmoid, Tanh, HardSwish, a standalone Relu/Clip, a change of scale) is exactly
+ * such a table. All three may run in place for the LUT (out == in). */
+#ifndef EK_QUANT_H
+#define EK_QUANT_H
+
+#include "ek_qcommon.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int32_t size;
+    float scale;
+    int32_t zero_point;
+} ek_quant_params;
+
+typedef struct {
+    int32_t size;
+} ek_lut_params;
+
+void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out);
+void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out);
+/* table[256]: output for input value v at index v + 128. */
+void ek_lut_s8(const ek_lut_params *p, const int8_t *in, const int8_t *table, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_QUANT_H */
