@@ -23,13 +23,35 @@ def k_pad(k: int) -> int:
     return (k + 3) & ~3
 
 
-def pack_rows(rows: np.ndarray) -> np.ndarray:
-    """[R, K] int8 -> [R * k_pad(K)] int8: zero padded, each group of four permuted."""
+def pack_rows(rows: np.ndarray, groups: int = 1) -> np.ndarray:
+    """[R, K] int8 (R = groups x channels) -> the kernel's layout: per group, channels in pairs (a
+    zero channel completes an odd count), per pair and group of four k the four weights of the first
+    channel then the second's, each permuted [w0 w2 w1 w3]; K zero padded to k_pad(K)."""
     rows = np.asarray(rows, dtype=np.int8)
     r, k = rows.shape
-    padded = np.zeros((r, k_pad(k)), dtype=np.int8)
-    padded[:, :k] = rows
-    return np.ascontiguousarray(padded.reshape(r, -1, 4)[:, :, GROUP_ORDER]).reshape(-1)
+    per_group = r // groups
+    paired = per_group + (per_group & 1)
+    padded = np.zeros((groups, paired, k_pad(k)), dtype=np.int8)
+    padded[:, :per_group, :k] = rows.reshape(groups, per_group, k)
+    quads = padded.reshape(groups, paired // 2, 2, -1, 4)[..., GROUP_ORDER]  # [g, pair, ch, quad, 4]
+    return np.ascontiguousarray(quads.transpose(0, 1, 3, 2, 4)).reshape(-1)
+
+
+def pack_fc(weights: np.ndarray) -> np.ndarray:
+    """[N, K] int8 -> ek_qfc_s8's layout: features in quads (zero features complete the last), per
+    quad and group of four k the four features' four weights in natural order; K zero padded."""
+    weights = np.asarray(weights, dtype=np.int8)
+    n, k = weights.shape
+    n4 = (n + 3) & ~3
+    padded = np.zeros((n4, k_pad(k)), dtype=np.int8)
+    padded[:n, :k] = weights
+    return np.ascontiguousarray(padded.reshape(n4 // 4, 4, -1, 4).transpose(0, 2, 1, 3)).reshape(-1)
+
+
+def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=array.dtype)
+    out[:array.size] = array
+    return out
 
 
 def _requant(x_scale: float, weight_scale: np.ndarray, y_scale: float, n: int):
@@ -54,7 +76,7 @@ def qconv_layer(geometry: dict, weights: np.ndarray, weight_scale: np.ndarray, b
     k = int(np.prod(weights.shape[1:]))
     kp = k_pad(k)
     packed = (np.ascontiguousarray(weights, dtype=np.int8).reshape(-1) if depthwise
-              else pack_rows(weights.reshape(out_c, k)))
+              else pack_rows(weights.reshape(out_c, k), g["groups"]))
     multiplier, shift = _requant(x_scale, weight_scale, y_scale, out_c)
     act_min, act_max = qmath.activation_range(act[0], act[1], y_scale, y_zero_point)
     params = {key: int(g[key]) for key in ("n", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w",
@@ -75,14 +97,18 @@ def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.
     """An int8 fully connected layer: y[m, n] from x[m, k] and weights [n, k]."""
     n, k = weights.shape
     kp = k_pad(k)
+    n4 = (n + 3) & ~3
     multiplier, shift = _requant(x_scale, weight_scale, y_scale, n)
     act_min, act_max = qmath.activation_range(act[0], act[1], y_scale, y_zero_point)
     params = {"m": int(m), "n": int(n), "k": int(k), "k_pad": kp, "input_offset": -int(x_zero_point),
               "output_offset": int(y_zero_point), "act_min": act_min, "act_max": act_max}
+    # (x - zp) . w = x . w - zp * sum(w): the offset becomes part of the bias
+    folded = _bias(bias, n).astype(np.int64) - int(x_zero_point) * weights.astype(np.int64).sum(axis=1)
+    if np.abs(folded).max(initial=0) >= 1 << 31:
+        raise ValueError("fully connected bias with the folded input offset overflows int32")
     return QLayer(function="ek_qfc_s8", family="ek_qconv", params_type="ek_qfc_params", params=params,
-                  consts=[("weights", pack_rows(weights)), ("bias", _bias(bias, n)),
-                          ("multiplier", multiplier), ("shift", shift)],
-                  scratch_bytes=4 * kp, takes_scratch=True)
+                  consts=[("weights", pack_fc(weights)), ("bias", _pad_to(folded.astype(np.int32), n4)),
+                          ("multiplier", _pad_to(multiplier, n4)), ("shift", _pad_to(shift, n4))])
 
 
 def reference_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, geometry: dict,
@@ -110,6 +136,8 @@ def reference_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, 
 
 def reference_fc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, layer: QLayer) -> np.ndarray:
     p = layer.params
+    layer = QLayer(layer.function, layer.family, layer.params_type, p,
+                   consts=[(role, a[:p["n"]]) for role, a in layer.consts])
     acc = (x.astype(np.int64).reshape(p["m"], p["k"]) + p["input_offset"]) @ weights.astype(np.int64).T
     return _finish(acc + _bias(bias, p["n"]).astype(np.int64), layer, axis_shape=(1, -1))
 

@@ -22,8 +22,12 @@ extern "C" {
 static inline int32_t ek_requantize(int32_t acc, int32_t multiplier, int32_t shift)
 {
     const int32_t total = 31 - shift; /* 1..62 for every multiplier quantize_multiplier makes */
-    const int64_t product = (int64_t)acc * (int64_t)multiplier;
-    return (int32_t)((product + ((int64_t)1 << (total - 1))) >> total);
+    const int64_t rounded = (int64_t)acc * (int64_t)multiplier + ((int64_t)1 << (total - 1));
+    if (total >= 32) {
+        /* the usual case (multiplier < 0.5): only the high word matters, no 64-bit shift */
+        return (int32_t)(rounded >> 32) >> (total - 32);
+    }
+    return (int32_t)(rounded >> total);
 }
 
 static inline int32_t ek_clamp_i32(int32_t v, int32_t lo, int32_t hi)

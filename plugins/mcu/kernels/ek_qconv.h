@@ -12,10 +12,16 @@
  *
  * What the generator must know:
  *  - Tensors are int8, dense, ONNX order (NCHW for conv, [m][k] -> [m][n] for fully connected).
- *  - weights: packed by qconv_layout (edgekit.plugins.mcu.qconv_layout.pack_rows): per output
- *    channel, its K = in_c/groups * k_h * k_w weights in [ic][ky][kx] order padded with zeros to
- *    k_pad = ek_qconv_k_pad(K) and permuted in groups of four; depthwise convs keep [c][ky][kx].
+ *  - weights: packed by edgekit.plugins.mcu.qconv_layout.pack_rows: per group, output channels in
+ *    pairs (a zero channel completes an odd count); per pair and per group of four of the
+ *    K = in_c/groups * k_h * k_w weights ([ic][ky][kx] order, zero padded to
+ *    k_pad = ek_qconv_k_pad(K)), channel a's four then channel b's four, each permuted
+ *    [w0 w2 w1 w3]. Depthwise convs keep the ONNX order [c][ky][kx].
  *  - bias: int32 [out_c] (scale in_scale * weight_scale[c]), never NULL (zeros when absent).
+ *  - Fully connected (ek_qfc_s8): no scratch; output features in quads (zero features complete the
+ *    last one, bias and requantization arrays padded alike), per quad and group of four k the four
+ *    features' four weights in natural order; the bias has the input offset folded in
+ *    (bias + input_offset * sum_k w), so the kernel reads the int8 input as it is.
  *  - multiplier/shift: int32 [out_c], the requantization of each output channel.
  *  - scratch: ek_qconv_scratch_bytes / ek_qfc_scratch_bytes bytes, 4-byte aligned.
  */
@@ -53,16 +59,15 @@ typedef struct {
 
 /* Reduction length rounded up to the 4 weights one 32-bit load holds. */
 #define ek_qconv_k_pad(k) (((k) + 3) & ~3)
-/* Scratch: two int16 columns of k_pad values (none for depthwise). */
+/* Scratch: two int16 columns of k_pad values, interleaved by pairs (none for depthwise). */
 #define ek_qconv_scratch_bytes(p) ((p)->depthwise ? 0 : 4 * (p)->k_pad)
-#define ek_qfc_scratch_bytes(p) (4 * (p)->k_pad)
 
 void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
                  void *scratch);
 
 void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
-               const int32_t *multiplier, const int32_t *shift, int8_t *output, void *scratch);
+               const int32_t *multiplier, const int32_t *shift, int8_t *output);
 
 #ifdef __cplusplus
 }

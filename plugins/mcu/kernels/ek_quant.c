@@ -3,21 +3,18 @@
 
 void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
 {
+    /* Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer,
+     * half to even, in the FPU's default rounding mode: no libm call per value. */
+    const volatile float magic_source = 12582912.0f; /* volatile: keep the two steps apart */
+    const float magic = magic_source;
     int32_t i;
     for (i = 0; i < p->size; i++) {
         float v = in[i] / p->scale;
-        int32_t q;
-        float f, frac;
         if (v != v) {
             v = 0.0f; /* NaN: QuantizeLinear's saturating cast gives the zero point */
         }
         v = ek_clampf(v, -1024.0f, 1024.0f); /* beyond the int8 range either way */
-        f = floorf(v);
-        frac = v - f;
-        q = (int32_t)f;
-        if (frac > 0.5f || (frac == 0.5f && (q & 1) != 0)) {
-            q++; /* round half to even */
-        }
+        const int32_t q = (int32_t)((v + magic) - magic);
         out[i] = (int8_t)ek_clamp_i32(q + p->zero_point, -128, 127);
     }
 }
