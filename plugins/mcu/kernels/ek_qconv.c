@@ -108,45 +108,81 @@ static void ek_qmatmul_cols(const int16_t *col, int32_t ncols, const int8_t *wei
     }
 }
 
-/* Where element k of column j (0 or 1) goes in the pair-interleaved buffer. */
-#define EK_QCOL(k, j) ((((k) >> 1) << 2) + 2 * (j) + ((k) & 1))
+/* Appends value v to column j of the pair-interleaved buffer: values are held until a pair is
+ * complete, then the pair is stored with one write and the cursor skips the other column's pair. */
+#define EK_QCOL_PUT(v)                                                                       \
+    do {                                                                                     \
+        if (held) {                                                                          \
+            d[0] = (int16_t)first;                                                           \
+            d[1] = (int16_t)(v);                                                             \
+            d += 4;                                                                          \
+            held = 0;                                                                        \
+        } else {                                                                             \
+            first = (v);                                                                     \
+            held = 1;                                                                        \
+        }                                                                                    \
+    } while (0)
 
 /* The receptive field of output pixel (oy, ox) of one group into column j, offset added, zero
- * padded. */
+ * padded to k_pad. */
 static void ek_qim2col(const ek_qconv_params *p, const int8_t *in_group, int32_t icg, int32_t oy,
                        int32_t ox, int16_t *col, int32_t j)
 {
+    const int32_t in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w, offset = p->input_offset;
     const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
-    const int32_t plane = p->in_h * p->in_w;
-    const int32_t offset = p->input_offset;
-    const int32_t inside_w = ix0 >= 0 && ix0 + (p->k_w - 1) * p->dil_w < p->in_w;
-    int32_t ic, ky, kx, k = 0;
+    const int32_t plane = in_h * in_w;
+    const int32_t inside_w = ix0 >= 0 && ix0 + (k_w - 1) * dil_w < in_w;
+    int16_t *d = col + 2 * j;
+    int16_t *const end = col + 2 * p->k_pad;
+    int32_t first = 0, held = 0, ic, ky, kx;
     for (ic = 0; ic < icg; ic++) {
         const int8_t *src = in_group + ic * plane;
-        for (ky = 0; ky < p->k_h; ky++) {
-            const int32_t iy = iy0 + ky * p->dil_h;
-            if (iy < 0 || iy >= p->in_h) {
-                for (kx = 0; kx < p->k_w; kx++, k++) {
-                    col[EK_QCOL(k, j)] = 0;
+        for (ky = 0; ky < k_h; ky++) {
+            const int32_t iy = iy0 + ky * dil_h;
+            if (iy < 0 || iy >= in_h) {
+                for (kx = 0; kx < k_w; kx++) {
+                    EK_QCOL_PUT(0);
                 }
-                continue;
-            }
-            const int8_t *row = src + iy * p->in_w;
-            if (inside_w) {
-                const int8_t *x = row + ix0;
-                for (kx = 0; kx < p->k_w; kx++, k++, x += p->dil_w) {
-                    col[EK_QCOL(k, j)] = (int16_t)(*x + offset);
+            } else if (inside_w && k_w == 3 && dil_w == 1) {
+                /* the 3x3 case: a row of three completes one pair and holds a value, or the
+                 * reverse, so no per-value test is needed */
+                const int8_t *x = src + iy * in_w + ix0;
+                const int32_t v0 = x[0] + offset, v1 = x[1] + offset, v2 = x[2] + offset;
+                if (held) {
+                    d[0] = (int16_t)first;
+                    d[1] = (int16_t)v0;
+                    d[4] = (int16_t)v1;
+                    d[5] = (int16_t)v2;
+                    d += 8;
+                    held = 0;
+                } else {
+                    d[0] = (int16_t)v0;
+                    d[1] = (int16_t)v1;
+                    d += 4;
+                    first = v2;
+                    held = 1;
+                }
+            } else if (inside_w) {
+                const int8_t *x = src + iy * in_w + ix0;
+                for (kx = 0; kx < k_w; kx++, x += dil_w) {
+                    EK_QCOL_PUT(*x + offset);
                 }
             } else {
-                for (kx = 0; kx < p->k_w; kx++, k++) {
-                    const int32_t ix = ix0 + kx * p->dil_w;
-                    col[EK_QCOL(k, j)] = (ix < 0 || ix >= p->in_w) ? 0 : (int16_t)(row[ix] + offset);
+                const int8_t *row = src + iy * in_w;
+                for (kx = 0; kx < k_w; kx++) {
+                    const int32_t ix = ix0 + kx * dil_w;
+                    EK_QCOL_PUT((ix < 0 || ix >= in_w) ? 0 : row[ix] + offset);
                 }
             }
         }
     }
-    for (; k < p->k_pad; k++) {
-        col[EK_QCOL(k, j)] = 0;
+    if (held) {
+        EK_QCOL_PUT(0);
+    }
+    for (; d < end; d += 4) { /* k_pad padding */
+        d[0] = 0;
+        d[1] = 0;
     }
 }
 
