@@ -45,26 +45,34 @@ static inline void ek_qdot_2x2(const int16_t *col, const int8_t *w, int32_t k_pa
     int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
     const int8_t *const end = w + 2 * k_pad;
 #ifdef EK_QCONV_DSP
-    while (w < end) {
-        const ek_word *wp = (const ek_word *)(const void *)w, *cp = (const ek_word *)(const void *)col;
-        const uint32_t wa = wp[0], wb = wp[1];
-        const int32_t x01 = (int32_t)cp[0], y01 = (int32_t)cp[1];
-        const int32_t x23 = (int32_t)cp[2], y23 = (int32_t)cp[3];
-        int32_t lo = (int32_t)__sxtb16((int32_t)wa);
-        a0 = __smlad(lo, x01, a0);
-        a1 = __smlad(lo, y01, a1);
-        lo = (int32_t)__sxtb16((int32_t)wb);
-        b0 = __smlad(lo, x01, b0);
-        b1 = __smlad(lo, y01, b1);
-        lo = ek_sxtb16_ror8(wa);
-        a0 = __smlad(lo, x23, a0);
-        a1 = __smlad(lo, y23, a1);
-        lo = ek_sxtb16_ror8(wb);
-        b0 = __smlad(lo, x23, b0);
-        b1 = __smlad(lo, y23, b1);
-        w += 8;
-        col += 8;
-    }
+    /* Hand-scheduled: 3 LDRD + 4 SXTB16 + 8 SMLAD + 2 loop instructions per 16 MACs (the compiler's
+     * version spends 3 more on address arithmetic). k_pad >= 4, so the body runs at least once. */
+    const int8_t *wp = w;
+    const int16_t *cp = col;
+    uint32_t wa, wb, x, y, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd   %[wa], %[wb], [%[wp]], #8\n\t"
+        "ldrd   %[x], %[y], [%[cp]], #8\n\t"
+        "sxtb16 %[t], %[wa]\n\t"
+        "smlad  %[a0], %[t], %[x], %[a0]\n\t"
+        "smlad  %[a1], %[t], %[y], %[a1]\n\t"
+        "sxtb16 %[t], %[wb]\n\t"
+        "smlad  %[b0], %[t], %[x], %[b0]\n\t"
+        "smlad  %[b1], %[t], %[y], %[b1]\n\t"
+        "ldrd   %[x], %[y], [%[cp]], #8\n\t"
+        "sxtb16 %[t], %[wa], ror #8\n\t"
+        "smlad  %[a0], %[t], %[x], %[a0]\n\t"
+        "smlad  %[a1], %[t], %[y], %[a1]\n\t"
+        "sxtb16 %[t], %[wb], ror #8\n\t"
+        "smlad  %[b0], %[t], %[x], %[b0]\n\t"
+        "smlad  %[b1], %[t], %[y], %[b1]\n\t"
+        "cmp    %[wp], %[end]\n\t"
+        "bne    1b\n\t"
+        : [wp] "+r"(wp), [cp] "+r"(cp), [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1),
+          [wa] "=&r"(wa), [wb] "=&r"(wb), [x] "=&r"(x), [y] "=&r"(y), [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
 #else
     while (w < end) {
         const int32_t x0 = col[0], x1 = col[1], y0 = col[2], y1 = col[3];
@@ -83,6 +91,18 @@ static inline void ek_qdot_2x2(const int16_t *col, const int8_t *w, int32_t k_pa
     acc[3] = b1;
 }
 
+/* Requantized int8 values of one channel's two columns (its multiplier and shift read once:
+ * int8 stores may alias anything, so the caller stores only after both are computed). */
+static inline void ek_qout_two(const ek_qout *q, int32_t c, int32_t acc_x, int32_t acc_y, int8_t *x,
+                               int8_t *y)
+{
+    const int32_t m = q->multiplier[c], s = q->shift[c];
+    const int32_t vx = ek_requantize(acc_x, m, s) + q->output_offset;
+    const int32_t vy = ek_requantize(acc_y, m, s) + q->output_offset;
+    *x = (int8_t)ek_clamp_i32(vx, q->act_min, q->act_max);
+    *y = (int8_t)ek_clamp_i32(vy, q->act_min, q->act_max);
+}
+
 /* out[c * oc_stride + j * col_stride] for channels [0, channels) and columns j < ncols (1 or 2). */
 static void ek_qmatmul_cols(const int16_t *col, int32_t ncols, const int8_t *weights, int32_t channels,
                             int32_t k_pad, const int32_t *bias, const ek_qout *q, int32_t c_base,
@@ -92,19 +112,33 @@ static void ek_qmatmul_cols(const int16_t *col, int32_t ncols, const int8_t *wei
     for (c = 0; c < channels; c += 2) {
         const int32_t pair = c + 1 < channels;
         int32_t acc[4];
+        int8_t v[4] = {0, 0, 0, 0};
         acc[0] = acc[1] = bias[c_base + c];
         acc[2] = acc[3] = pair ? bias[c_base + c + 1] : 0;
         ek_qdot_2x2(col, weights + c * k_pad, k_pad, acc);
-        out[c * oc_stride] = ek_qout_value(q, c_base + c, acc[0]);
+        ek_qout_two(q, c_base + c, acc[0], acc[1], &v[0], &v[1]);
+        if (pair) {
+            ek_qout_two(q, c_base + c + 1, acc[2], acc[3], &v[2], &v[3]);
+        }
+        out[c * oc_stride] = v[0];
         if (ncols > 1) {
-            out[c * oc_stride + col_stride] = ek_qout_value(q, c_base + c, acc[1]);
+            out[c * oc_stride + col_stride] = v[1];
         }
         if (pair) {
-            out[(c + 1) * oc_stride] = ek_qout_value(q, c_base + c + 1, acc[2]);
+            out[(c + 1) * oc_stride] = v[2];
             if (ncols > 1) {
-                out[(c + 1) * oc_stride + col_stride] = ek_qout_value(q, c_base + c + 1, acc[3]);
+                out[(c + 1) * oc_stride + col_stride] = v[3];
             }
         }
+    }
+}
+
+/* Zero pairs from d up to the end of the k_pad values of column j. */
+static inline void ek_qcol_zero_tail(int16_t *d, const int16_t *end)
+{
+    for (; d < end; d += 4) {
+        d[0] = 0;
+        d[1] = 0;
     }
 }
 
@@ -134,7 +168,7 @@ static void ek_qim2col(const ek_qconv_params *p, const int8_t *in_group, int32_t
     const int32_t plane = in_h * in_w;
     const int32_t inside_w = ix0 >= 0 && ix0 + (k_w - 1) * dil_w < in_w;
     int16_t *d = col + 2 * j;
-    int16_t *const end = col + 2 * p->k_pad;
+    const int16_t *const end = col + 2 * p->k_pad;
     int32_t first = 0, held = 0, ic, ky, kx;
     for (ic = 0; ic < icg; ic++) {
         const int8_t *src = in_group + ic * plane;
@@ -143,25 +177,6 @@ static void ek_qim2col(const ek_qconv_params *p, const int8_t *in_group, int32_t
             if (iy < 0 || iy >= in_h) {
                 for (kx = 0; kx < k_w; kx++) {
                     EK_QCOL_PUT(0);
-                }
-            } else if (inside_w && k_w == 3 && dil_w == 1) {
-                /* the 3x3 case: a row of three completes one pair and holds a value, or the
-                 * reverse, so no per-value test is needed */
-                const int8_t *x = src + iy * in_w + ix0;
-                const int32_t v0 = x[0] + offset, v1 = x[1] + offset, v2 = x[2] + offset;
-                if (held) {
-                    d[0] = (int16_t)first;
-                    d[1] = (int16_t)v0;
-                    d[4] = (int16_t)v1;
-                    d[5] = (int16_t)v2;
-                    d += 8;
-                    held = 0;
-                } else {
-                    d[0] = (int16_t)v0;
-                    d[1] = (int16_t)v1;
-                    d += 4;
-                    first = v2;
-                    held = 1;
                 }
             } else if (inside_w) {
                 const int8_t *x = src + iy * in_w + ix0;
@@ -180,10 +195,82 @@ static void ek_qim2col(const ek_qconv_params *p, const int8_t *in_group, int32_t
     if (held) {
         EK_QCOL_PUT(0);
     }
-    for (; d < end; d += 4) { /* k_pad padding */
-        d[0] = 0;
-        d[1] = 0;
+    ek_qcol_zero_tail(d, end);
+}
+
+/* Two values as one pair of the interleaved buffer. */
+#define EK_QCOL_PAIR(u, v)                                                                   \
+    do {                                                                                     \
+        d[0] = (int16_t)(u);                                                                 \
+        d[1] = (int16_t)(v);                                                                 \
+        d += 4;                                                                              \
+    } while (0)
+
+/* im2col of a pixel whose 3x3 window (dilation 1) lies inside the input: straight-line code, two
+ * channels (18 values, 9 pairs) per step. x: the window's top-left in the group's first channel. */
+static void ek_qim2col_3x3(const int8_t *x, int32_t in_w, int32_t plane, int32_t icg, int32_t offset,
+                           int16_t *d, const int16_t *end)
+{
+    int32_t ic;
+    for (ic = 0; ic + 2 <= icg; ic += 2, x += 2 * plane) {
+        const int8_t *a0 = x, *a1 = x + in_w, *a2 = x + 2 * in_w;
+        const int8_t *b0 = a0 + plane, *b1 = a1 + plane, *b2 = a2 + plane;
+        EK_QCOL_PAIR(a0[0] + offset, a0[1] + offset);
+        EK_QCOL_PAIR(a0[2] + offset, a1[0] + offset);
+        EK_QCOL_PAIR(a1[1] + offset, a1[2] + offset);
+        EK_QCOL_PAIR(a2[0] + offset, a2[1] + offset);
+        EK_QCOL_PAIR(a2[2] + offset, b0[0] + offset);
+        EK_QCOL_PAIR(b0[1] + offset, b0[2] + offset);
+        EK_QCOL_PAIR(b1[0] + offset, b1[1] + offset);
+        EK_QCOL_PAIR(b1[2] + offset, b2[0] + offset);
+        EK_QCOL_PAIR(b2[1] + offset, b2[2] + offset);
     }
+    if (ic < icg) { /* an odd channel count: nine values, the last paired with padding */
+        const int8_t *a0 = x, *a1 = x + in_w, *a2 = x + 2 * in_w;
+        EK_QCOL_PAIR(a0[0] + offset, a0[1] + offset);
+        EK_QCOL_PAIR(a0[2] + offset, a1[0] + offset);
+        EK_QCOL_PAIR(a1[1] + offset, a1[2] + offset);
+        EK_QCOL_PAIR(a2[0] + offset, a2[1] + offset);
+        EK_QCOL_PAIR(a2[2] + offset, 0);
+    }
+    ek_qcol_zero_tail(d, end);
+}
+
+/* im2col of a 1x1 window: one value per channel, a plane apart. */
+static void ek_qim2col_1x1(const int8_t *x, int32_t plane, int32_t icg, int32_t offset, int16_t *d,
+                           const int16_t *end)
+{
+    int32_t ic;
+    for (ic = 0; ic + 2 <= icg; ic += 2, x += 2 * plane) {
+        EK_QCOL_PAIR(x[0] + offset, x[plane] + offset);
+    }
+    if (ic < icg) {
+        EK_QCOL_PAIR(x[0] + offset, 0);
+    }
+    ek_qcol_zero_tail(d, end);
+}
+
+/* One column j for output pixel px: the fast forms for windows inside the input, else the
+ * general walk. */
+static void ek_qcolumn(const ek_qconv_params *p, const int8_t *in_group, int32_t icg, int32_t px,
+                       int16_t *col, int32_t j)
+{
+    const int32_t oy = px / p->out_w, ox = px - oy * p->out_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t plane = p->in_h * p->in_w;
+    const int16_t *end = col + 2 * p->k_pad;
+    if (iy0 >= 0 && ix0 >= 0 && p->dil_h == 1 && p->dil_w == 1) {
+        const int8_t *x = in_group + iy0 * p->in_w + ix0;
+        if (p->k_h == 3 && p->k_w == 3 && iy0 + 2 < p->in_h && ix0 + 2 < p->in_w) {
+            ek_qim2col_3x3(x, p->in_w, plane, icg, p->input_offset, col + 2 * j, end);
+            return;
+        }
+        if (p->k_h == 1 && p->k_w == 1 && iy0 < p->in_h && ix0 < p->in_w) {
+            ek_qim2col_1x1(x, plane, icg, p->input_offset, col + 2 * j, end);
+            return;
+        }
+    }
+    ek_qim2col(p, in_group, icg, oy, ox, col, j);
 }
 
 static void ek_qconv_depthwise(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
@@ -244,8 +331,8 @@ void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *we
             for (px = 0; px < pixels; px += 2) {
                 const int32_t ncols = px + 1 < pixels ? 2 : 1;
                 const int32_t px1 = ncols > 1 ? px + 1 : px; /* a lone last pixel is computed twice */
-                ek_qim2col(p, in_group, icg, px / p->out_w, px % p->out_w, col, 0);
-                ek_qim2col(p, in_group, icg, px1 / p->out_w, px1 % p->out_w, col, 1);
+                ek_qcolumn(p, in_group, icg, px, col, 0);
+                ek_qcolumn(p, in_group, icg, px1, col, 1);
                 ek_qmatmul_cols(col, ncols, w_group, ocg, p->k_pad, bias, &q, g * ocg, out_group + px,
                                 pixels, 1);
             }
