@@ -235,9 +235,12 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         lines.append(f"    {ct} *const out_{names.tensors[name]} = ({ct} *)outputs[{i}];")
     if not sched.inputs:
         lines.append("    (void)inputs;")
+    if plan.arena_bytes == 0:
+        lines.append("    (void)arena;")
     if static_arena:
         lines += ["    if (arena == NULL) {", f"        arena = {p}_arena;", "    }"]
-    checks = ["arena == NULL", "((uintptr_t)arena & 3u) != 0u"]
+    # A model whose tensors all live in the caller's buffers needs no arena: NULL is fine then.
+    checks = ["arena == NULL", "((uintptr_t)arena & 3u) != 0u"] if plan.arena_bytes > 0 else []
     checks += [f"in_{names.tensors[n]} == NULL" for n in sched.inputs]
     checks += [f"out_{names.tensors[n]} == NULL" for n in sched.outputs]
     lines += [f"    if ({' || '.join(checks)}) {{", "        return -1;", "    }",

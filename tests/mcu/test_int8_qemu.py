@@ -52,3 +52,61 @@ def test_int8_model_on_emulated_board(qdq_files, tmp_path, name, target, io):
                for layer in backend["layers"]), [l["kernel"] for l in backend["layers"]]
     assert [t["dtype"] for t in backend["inputs"]] == (["int8"] if io == "int8" else ["float32"])
     assert run["measurements"]["instructions"] > 0
+
+
+BIT_EXACT_CASES = ["conv3x3", "conv_s2_asym", "conv_dilated_grouped", "conv1x1", "conv1d", "depthwise_m2",
+                   "gemm", "matmul"]
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target):
+    """The DSP (SMLAD) path on the M4 and the portable path on the M0+ against the numpy reference
+    of the integer arithmetic: int8 in (io=int8), int8 out, every value identical."""
+    import edgekit
+    from edgekit.plugins.harness.qemu import QemuRunner
+    from edgekit.plugins.mcu import qconv_layout, qmath
+    from edgekit.plugins.mcu.graph import GraphView, prepare
+    from edgekit.plugins.mcu.qlayer import QLayer
+    from tests.mcu.test_int8_models import _single, single_layer_cases
+
+    cases = single_layer_cases()
+    profile = Path(__file__).resolve().parents[2] / "targets" / f"{target}.toml"
+    for name in BIT_EXACT_CASES:
+        nodes, shape, inits = cases[name]
+        qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape})
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(qdq, path)
+        out = tmp_path / name
+        report = build(BuildRequest(model=str(path), target=target, output=out, options={"io": "int8"}),
+                       default_registry())
+        (x_spec,), (y_spec,) = report["backend"]["inputs"], report["backend"]["outputs"]
+        x_q = (x_spec["quantization"]["scale"], x_spec["quantization"]["zero_point"])
+        y_q = (y_spec["quantization"]["scale"], y_spec["quantization"]["zero_point"])
+        rng = np.random.default_rng(11)
+        xs = [qmath.quantize(rng.standard_normal(shape) * 2, *x_q) for _ in range(2)]
+        context = edgekit.BuildContext(target=edgekit.Target.from_toml(profile), registry=None, options={})
+        results = QemuRunner().run(out, [{"x": x} for x in xs], context)
+        view = GraphView.of(prepare(qdq))
+        (node,) = [n for n in view.model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+        (layer,) = [l for l in report["backend"]["layers"] if l["macs"]]
+        weights = view.qconst(node.input[1]).values
+        bias = view.qconst(node.input[2]).values if len(node.input) > 2 else None
+        from edgekit.plugins.mcu.generator import lower_model
+
+        sched = lower_model(qdq, target, int8_io=True)
+        (lowered,) = [l for l in sched.layers if l.macs]
+        consts = {c.key.rsplit("__", 1)[-1]: c.array for c in sched.consts.values()}
+        as_built = QLayer(lowered.function, lowered.family, lowered.params_type, lowered.params,
+                          consts=[(k, consts[k]) for k in ("multiplier", "shift")])
+        for x, result in zip(xs, results):
+            got = qmath.quantize(result.outputs[y_spec["name"]], *y_q)  # exact: y = scale * (q - zp)
+            if lowered.function == "ek_qconv_s8":
+                w4 = weights.reshape(weights.shape[:2] + (1,) * (4 - weights.ndim) + weights.shape[2:])
+                want = qconv_layout.reference_conv(x, w4, bias, {**lowered.params, "pad_bottom": 0,
+                                                                 "pad_right": 0}, as_built)
+            else:
+                w2 = weights.T if node.op_type == "MatMul" or not any(
+                    a.name == "transB" and a.i for a in node.attribute) else weights
+                want = qconv_layout.reference_fc(x, w2, bias, as_built)
+            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"{name} on {target}")
+        assert layer["dtype"] == "int8"
