@@ -1,10 +1,8 @@
 /* ek_qconv.c: int8 Conv and fully connected layers (see ek_qconv.h for the technique). */
-#include <string.h>
-
 #include "ek_qconv.h"
 
+/* The SMLAD inner loops are GNU inline assembly for ARMv7E-M/ARMv8-M with the DSP extension. */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-#include <arm_acle.h>
 #define EK_QCONV_DSP 1
 #endif
 
@@ -22,20 +20,6 @@ static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
     return (int8_t)ek_clamp_i32(v, q->act_min, q->act_max);
 }
 
-#ifdef EK_QCONV_DSP
-/* Words read from int8/int16 arrays: may_alias keeps the access legal C, the 4-byte alignment (the
- * weights are 8-aligned, the scratch 4-aligned, every row a multiple of 4 bytes) lets two neighbours
- * load with one LDRD. */
-typedef uint32_t __attribute__((may_alias, aligned(4))) ek_word;
-
-/* Bytes 1 and 3 sign-extended into two halfwords (SXTB16 with its free rotation). */
-static inline int32_t ek_sxtb16_ror8(uint32_t x)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-    return (int32_t)r;
-}
-#endif
 
 /* Two output channels x two columns over k_pad values. w: the pair's weights, per group of four k
  * the four of channel a then the four of channel b, each permuted [w0 w2 w1 w3]; col: the two
@@ -348,20 +332,44 @@ static inline void ek_qfc_dot4(const int8_t *x, const int8_t *w, int32_t k, int3
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     int32_t i = 0;
 #ifdef EK_QCONV_DSP
-    for (; i + 4 <= k; i += 4, w += 16) {
-        uint32_t xw;
-        memcpy(&xw, x + i, sizeof xw); /* one LDR: ARMv7E-M loads unaligned words */
-        const int32_t x02 = (int32_t)__sxtb16((int32_t)xw), x13 = ek_sxtb16_ror8(xw);
-        const ek_word *wp = (const ek_word *)(const void *)w;
-        const uint32_t w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
-        a0 = __smlad((int32_t)__sxtb16((int32_t)w0), x02, a0);
-        a0 = __smlad(ek_sxtb16_ror8(w0), x13, a0);
-        a1 = __smlad((int32_t)__sxtb16((int32_t)w1), x02, a1);
-        a1 = __smlad(ek_sxtb16_ror8(w1), x13, a1);
-        a2 = __smlad((int32_t)__sxtb16((int32_t)w2), x02, a2);
-        a2 = __smlad(ek_sxtb16_ror8(w2), x13, a2);
-        a3 = __smlad((int32_t)__sxtb16((int32_t)w3), x02, a3);
-        a3 = __smlad(ek_sxtb16_ror8(w3), x13, a3);
+    const int32_t k4 = k & ~3;
+    if (k4 > 0) {
+        /* Hand-scheduled: per four inputs (16 MACs) one LDR and two SXTB16 of x, two LDRD and
+         * eight SXTB16 of weights, eight SMLAD, two loop instructions. */
+        const int8_t *xp = x;
+        const int8_t *const xend = x + k4;
+        uint32_t xw, x02, x13, w0, w1, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[xw], [%[xp]], #4\n\t"
+            "sxtb16 %[x02], %[xw]\n\t"
+            "sxtb16 %[x13], %[xw], ror #8\n\t"
+            "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "smlad  %[a0], %[t], %[x02], %[a0]\n\t"
+            "sxtb16 %[t], %[w0], ror #8\n\t"
+            "smlad  %[a0], %[t], %[x13], %[a0]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "smlad  %[a1], %[t], %[x02], %[a1]\n\t"
+            "sxtb16 %[t], %[w1], ror #8\n\t"
+            "smlad  %[a1], %[t], %[x13], %[a1]\n\t"
+            "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "smlad  %[a2], %[t], %[x02], %[a2]\n\t"
+            "sxtb16 %[t], %[w0], ror #8\n\t"
+            "smlad  %[a2], %[t], %[x13], %[a2]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "smlad  %[a3], %[t], %[x02], %[a3]\n\t"
+            "sxtb16 %[t], %[w1], ror #8\n\t"
+            "smlad  %[a3], %[t], %[x13], %[a3]\n\t"
+            "cmp    %[xp], %[xend]\n\t"
+            "bne    1b\n\t"
+            : [xp] "+r"(xp), [wp] "+r"(w), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+              [xw] "=&r"(xw), [x02] "=&r"(x02), [x13] "=&r"(x13), [w0] "=&r"(w0), [w1] "=&r"(w1),
+              [t] "=&r"(t)
+            : [xend] "r"(xend)
+            : "cc", "memory");
+        i = k4;
     }
 #else
     for (; i + 4 <= k; i += 4, w += 16) {
