@@ -330,6 +330,29 @@ def _emit(lw: Lowerer, g: Group, layer: QLayer, op: str, macs: int = 0, extra_in
     lw.skipped.update(id(n) for n in g.consumed)
 
 
+def _fusable_residual(lw: Lowerer, g: Group) -> tuple[Group, QInput] | None:
+    """The Add group that only consumes this conv's output (through its DequantizeLinear) and adds
+    an int8 activation computed before the conv: it can run as the conv's epilogue."""
+    dqs = lw.view.consumers.get(g.output, [])
+    if len(dqs) != 1 or dqs[0].op_type != "DequantizeLinear" or g.output in lw.view.graph_outputs:
+        return None
+    adds = lw.view.consumers.get(dqs[0].output[0], [])
+    if len(adds) != 1 or adds[0].op_type != "Add" or dqs[0].output[0] in lw.view.graph_outputs:
+        return None
+    add = match_binary(lw, adds[0])
+    if add is None or tuple(lw.shape(add.output)) != tuple(lw.shape(g.output)):
+        return None
+    others = [qi for qi in add.inputs if qi.name != dqs[0].output[0]]
+    if len(others) != 1 or not others[0].tensor:
+        return None
+    producer = lw.view.producer(others[0].tensor)  # the residual must exist before the conv runs
+    if producer is not None and lw.position(producer) >= lw.position(g.node):
+        return None
+    if tuple(lw.shape(others[0].tensor)) != tuple(lw.shape(g.output)):
+        return None
+    return add, others[0]
+
+
 def _emit_conv(lw: Lowerer, g: Group) -> None:
     from edgekit.plugins.mcu import qconv_layout
     from edgekit.plugins.mcu.ops_nn import _spatial_params
@@ -345,7 +368,30 @@ def _emit_conv(lw: Lowerer, g: Group) -> None:
                                      x.q.zero_point, g.out_q.scale, g.out_q.zero_point, g.act)
     layer.summary = layer.summary or summary
     macs = int(np.prod(out_shape, dtype=np.int64)) * int(np.prod(values.shape[1:], dtype=np.int64))
-    _emit(lw, g, layer, "QConv", macs)
+    fused = None if layer.params["depthwise"] else _fusable_residual(lw, g)
+    if fused is None:
+        _emit(lw, g, layer, "QConv", macs)
+        return
+    from edgekit.plugins.mcu import qops_layout
+
+    add, residual = fused
+    name = lw.node_name(node)
+    params = {"conv": list(layer.params.values()),
+              "add": qops_layout.add_epilogue(g.out_q.pair, residual.q.pair, add.out_q.pair, add.act)}
+    args = [("in", x.tensor)]
+    args += [("const", lw.const(f"{name}__{role}", a, node, dtype=a.dtype)) for role, a in layer.consts]
+    args += [("in", residual.tensor), ("out", add.output), ("scratch",)]
+    lw.add(node, "ek_qconv", "ek_qconv_add_s8", "ek_qconv_add_params", params, args,
+           summary=f"int8 {dims_str(in_shape)} -> {dims_str(out_shape)}, {layer.summary}, + residual "
+                   f"'{residual.tensor}'",
+           macs=macs, scratch_bytes=layer.scratch_bytes,
+           # in place over the residual only when the conv does not read it too (whole windows)
+           inplace=None if lw.schedule.root(residual.tensor) == lw.schedule.root(x.tensor)
+           else (add.output, residual.tensor),
+           op="QConv" + "".join("+" + n.op_type for n in g.consumed[:-1]) + "+Add")
+    consumed = g.consumed + [lw.view.consumers[g.output][0], add.node] + add.consumed
+    lw.skipped.update(id(n) for n in consumed)
+    lw.schedule.int8_nodes.append(lw.node_name(add.node))
 
 
 def _emit_gemm(lw: Lowerer, g: Group) -> None:

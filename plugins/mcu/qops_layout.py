@@ -30,6 +30,18 @@ def _rescale(x_q: Q, y_q: Q) -> tuple[int, int]:
     return qmath.quantize_multiplier(float(np.float64(x_q[0]) / np.float64(y_q[0])))
 
 
+def add_rescale(a_q: Q, b_q: Q, y_q: Q) -> tuple[int, int, int]:
+    """(a_multiplier, b_multiplier, shift) of int8 Add: s_a/s_y and s_b/s_y as integers of at most
+    ADD_MULTIPLIER_BITS bits over one shared shift."""
+    ra, rb = np.float64(a_q[0]) / y_q[0], np.float64(b_q[0]) / y_q[0]
+    # the largest shift that keeps both multipliers within ADD_MULTIPLIER_BITS bits
+    shift = int(np.clip(ADD_MULTIPLIER_BITS - 1 - np.floor(np.log2(max(ra, rb))), 1, 30))
+    a_m, b_m = int(np.rint(ra * 2.0 ** shift)), int(np.rint(rb * 2.0 ** shift))
+    if max(a_m, b_m) >= 1 << ADD_MULTIPLIER_BITS:
+        raise ValueError(f"Add rescale {max(ra, rb):g} is too large for the int8 kernel")
+    return a_m, b_m, shift
+
+
 def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
                   act: tuple[float | None, float | None] = (None, None)) -> QLayer:
     shape, sa, sb = broadcast_strides(tuple(a_shape), tuple(b_shape), tuple(out_shape))
@@ -42,13 +54,8 @@ def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
               "a_multiplier": 0, "b_multiplier": 0, "add_shift": 0}
     out_m = out_s = 0
     if op == "Add":
-        ra, rb = np.float64(a_q[0]) / y_q[0], np.float64(b_q[0]) / y_q[0]
-        # the largest shift that keeps both multipliers within ADD_MULTIPLIER_BITS bits
-        shift = int(np.clip(ADD_MULTIPLIER_BITS - 1 - np.floor(np.log2(max(ra, rb))), 1, 30))
-        params.update(a_multiplier=int(np.rint(ra * 2.0 ** shift)), b_multiplier=int(np.rint(rb * 2.0 ** shift)),
-                      add_shift=shift)
-        if max(params["a_multiplier"], params["b_multiplier"]) >= 1 << ADD_MULTIPLIER_BITS:
-            raise ValueError(f"Add rescale {max(ra, rb):g} is too large for the int8 kernel")
+        a_m, b_m, shift = add_rescale(a_q, b_q, y_q)
+        params.update(a_multiplier=a_m, b_multiplier=b_m, add_shift=shift)
         function = "ek_qadd_s8"
     elif op == "Mul":
         out_m, out_s = qmath.quantize_multiplier(float(np.float64(a_q[0]) * b_q[0] / y_q[0]))
@@ -116,3 +123,10 @@ def lut_layer(count: int, fn: Callable[[np.ndarray], np.ndarray], x_q: Q, y_q: Q
 
 def requantize_layer(count: int, x_q: Q, y_q: Q) -> QLayer:
     return lut_layer(count, lambda x: x, x_q, y_q, summary="rescale")
+
+
+def add_epilogue(conv_q: Q, residual_q: Q, y_q: Q, act: tuple[float | None, float | None]) -> list[int]:
+    """ek_qadd_epilogue of a residual Add fused after a conv (field order of the C struct)."""
+    a_m, b_m, shift = add_rescale(conv_q, residual_q, y_q)
+    act_min, act_max = qmath.activation_range(act[0], act[1], y_q[0], y_q[1])
+    return [-int(conv_q[1]), -int(residual_q[1]), a_m, b_m, shift, int(y_q[1]), act_min, act_max]

@@ -143,6 +143,10 @@ class Lowerer:
         self.skipped: set[int] = set()  # id() of nodes consumed by fusion
         self._index = {id(n): i for i, n in enumerate(view.model.graph.node)}
 
+    def position(self, node: onnx.NodeProto) -> int:
+        """The node's index in the graph's (topological) node order; -1 if it is not a graph node."""
+        return self._index.get(id(node), -1)
+
     def node_name(self, node: onnx.NodeProto) -> str:
         """The node's name, or '<op>_<position in the graph>' for an unnamed node."""
         return node.name or f"{node.op_type}_{self._index.get(id(node), 0)}"

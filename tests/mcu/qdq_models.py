@@ -92,3 +92,26 @@ def mlp(seed: int = 0) -> onnx.ModelProto:
     inits = [_w(rng, "w1", (20, 24)), _w(rng, "b1", (24,), 0.1), _w(rng, "w2", (24, 6)),
              _w(rng, "b2", (6,), 0.1), _w(rng, "k", (6,), 1.0)]
     return _model(nodes, [_t("x", (3, 20))], [_t("y", (3, 6))], inits)
+
+
+def residual_block(seed: int = 0) -> onnx.ModelProto:
+    """Conv -> [Conv+Relu -> Conv] + skip -> Relu -> GlobalAveragePool -> Gemm: ResNet's block, whose
+    Add the back end runs as the second conv's epilogue, in place over the skip tensor."""
+    rng = np.random.default_rng(seed)
+    c = 8
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["a"], name="stem_relu"),
+        helper.make_node("Conv", ["a", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["a", "c2"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], name="fc", transB=1),
+    ]
+    inits = [_w(rng, "w0", (c, 3, 3, 3)), _w(rng, "b0", (c,), 0.1), _w(rng, "w1", (c, c, 3, 3), 0.2),
+             _w(rng, "b1", (c,), 0.1), _w(rng, "w2", (c, c, 3, 3), 0.2), _w(rng, "b2", (c,), 0.1),
+             _w(rng, "wf", (5, c)), _w(rng, "bf", (5,), 0.1)]
+    return _model(nodes, [_t("x", (1, 3, 10, 10))], [_t("y", (1, 5))], inits)

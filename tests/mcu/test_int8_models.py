@@ -27,6 +27,7 @@ CASES = {
     "cnn": (lambda: qdq_models.conv_block(), {"x": (1, 3, 12, 12)}, ()),
     "cnn_depthwise": (lambda: qdq_models.conv_block(depthwise=True), {"x": (1, 3, 12, 12)}, ()),
     "mlp": (lambda: qdq_models.mlp(), {"x": (3, 20)}, ()),
+    "resblock": (lambda: qdq_models.residual_block(), {"x": (1, 3, 10, 10)}, ()),
     # mixed precision: conv2 stays float between a DequantizeLinear and a QuantizeLinear
     "cnn_mixed": (lambda: qdq_models.conv_block(), {"x": (1, 3, 12, 12)}, ("conv2",)),
 }
@@ -103,7 +104,18 @@ def test_int8_generated_code_keeps_integer_weights_and_tensors(built):
     assert "const int8_t cnn_" in weights
 
 
-@pytest.mark.parametrize("name", ["cnn_depthwise", "mlp"])
+def test_residual_add_runs_as_the_conv_epilogue_in_place(built):
+    models, _ = built
+    _, gen, _ = models["resblock"]
+    (fused,) = [l for l in gen.schedule.layers if l.function == "ek_qconv_add_s8"]
+    assert fused.node == "conv2" and fused.op.endswith("+Add")
+    assert not any(l.function == "ek_qadd_s8" for l in gen.schedule.layers)
+    residual, out = fused.inputs[1], fused.outputs[0]
+    offsets = gen.plan.tensor_offsets
+    assert offsets[gen.schedule.root(residual)] == offsets[gen.schedule.root(out)]  # in place
+
+
+@pytest.mark.parametrize("name", ["cnn_depthwise", "mlp", "resblock"])
 def test_int8_library_is_clean_under_sanitizers(built, name, tmp_path):
     """The generated library with its kernels (no shared batch) under ASan/UBSan, arena full of garbage."""
     models, _ = built

@@ -6,13 +6,23 @@
 #define EK_QCONV_DSP 1
 #endif
 
-/* Requantization of one layer's int32 accumulators to int8. */
+/* Requantization of one layer's int32 accumulators to int8, and the optional residual Add. */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
     int32_t output_offset;
     int32_t act_min, act_max;
+    const int8_t *residual;             /* NULL: no fused Add */
+    const ek_qadd_epilogue *add;
+    const int8_t *output_base;          /* the residual is indexed like the output */
 } ek_qout;
+
+static inline int8_t ek_qadd_apply(const ek_qadd_epilogue *e, int32_t v, int32_t r)
+{
+    const int32_t acc = (v + e->a_offset) * e->a_multiplier + (r + e->b_offset) * e->b_multiplier;
+    const int32_t out = ((acc + (1 << (e->shift - 1))) >> e->shift) + e->output_offset;
+    return (int8_t)ek_clamp_i32(out, e->act_min, e->act_max);
+}
 
 static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
 {
@@ -103,6 +113,15 @@ static void ek_qmatmul_cols(const int16_t *col, int32_t ncols, const int8_t *wei
         ek_qout_two(q, c_base + c, acc[0], acc[1], &v[0], &v[1]);
         if (pair) {
             ek_qout_two(q, c_base + c + 1, acc[2], acc[3], &v[2], &v[3]);
+        }
+        if (q->residual != NULL) { /* every residual value is read before any output is stored */
+            const int8_t *r = q->residual + (out - q->output_base);
+            v[0] = ek_qadd_apply(q->add, v[0], r[c * oc_stride]);
+            v[1] = ek_qadd_apply(q->add, v[1], r[c * oc_stride + (ncols > 1 ? col_stride : 0)]);
+            if (pair) {
+                v[2] = ek_qadd_apply(q->add, v[2], r[(c + 1) * oc_stride]);
+                v[3] = ek_qadd_apply(q->add, v[3], r[(c + 1) * oc_stride + (ncols > 1 ? col_stride : 0)]);
+            }
         }
         out[c * oc_stride] = v[0];
         if (ncols > 1) {
@@ -294,11 +313,31 @@ static void ek_qconv_depthwise(const ek_qconv_params *p, const int8_t *input, co
     }
 }
 
+static void ek_qconv_run(const ek_qconv_params *p, const ek_qout *qp, const int8_t *input,
+                         const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+
 void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
                  void *scratch)
 {
-    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max};
+    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max, NULL, NULL, output};
+    ek_qconv_run(p, &q, input, weights, bias, output, scratch);
+}
+
+void ek_qconv_add_s8(const ek_qconv_add_params *p, const int8_t *input, const int8_t *weights,
+                     const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                     const int8_t *residual, int8_t *output, void *scratch)
+{
+    const ek_qconv_params *c = &p->conv;
+    const ek_qout q = {multiplier, shift, c->output_offset, c->act_min, c->act_max, residual, &p->add,
+                       output};
+    ek_qconv_run(c, &q, input, weights, bias, output, scratch);
+}
+
+static void ek_qconv_run(const ek_qconv_params *p, const ek_qout *qp, const int8_t *input,
+                         const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch)
+{
+    const ek_qout q = *qp;
     const int32_t icg = p->in_c / p->groups, ocg = p->out_c / p->groups;
     const int32_t pixels = p->out_h * p->out_w, plane = p->in_h * p->in_w;
     int16_t *col = (int16_t *)scratch;
@@ -395,7 +434,7 @@ static inline void ek_qfc_dot4(const int8_t *x, const int8_t *w, int32_t k, int3
 void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
                const int32_t *multiplier, const int32_t *shift, int8_t *output)
 {
-    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max};
+    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max, NULL, NULL, output};
     int32_t row, c, i;
     for (row = 0; row < p->m; row++) {
         const int8_t *x = input + row * p->k;

@@ -50,6 +50,22 @@ typedef struct {
     int32_t act_min, act_max;
 } ek_qconv_params;
 
+/* A residual Add fused after a conv: out = clamp(((v - zv) * a_multiplier + (r - zr) * b_multiplier
+ * + 2^(shift-1)) >> shift + zo) with v the conv's int8 output and r the residual input (the
+ * arithmetic of ek_qadd_s8). The conv's output never goes to memory, and the sum may overwrite the
+ * residual in place (each value is read before the one written at its position). */
+typedef struct {
+    int32_t a_offset, b_offset;         /* minus the zero points of the conv output and the residual */
+    int32_t a_multiplier, b_multiplier, shift;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+} ek_qadd_epilogue;
+
+typedef struct {
+    ek_qconv_params conv;               /* depthwise must be 0 */
+    ek_qadd_epilogue add;
+} ek_qconv_add_params;
+
 typedef struct {
     int32_t m, n, k;
     int32_t k_pad;
@@ -65,6 +81,10 @@ typedef struct {
 void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
                  void *scratch);
+
+void ek_qconv_add_s8(const ek_qconv_add_params *p, const int8_t *input, const int8_t *weights,
+                     const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                     const int8_t *residual, int8_t *output, void *scratch);
 
 void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
                const int32_t *multiplier, const int32_t *shift, int8_t *output);
