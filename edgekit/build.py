@@ -23,7 +23,7 @@ REPRODUCIBLE_ENV = "EDGEKIT_REPRODUCIBLE"
 
 
 #: --quantize value -> the pass that does it (registered by the quantize plugin)
-QUANTIZE_PASSES = {"int8": "quantize-int8"}
+QUANTIZE_PASSES = {"int8": "quantize-int8", "int4": "quantize-int4"}
 
 
 @dataclass

@@ -118,7 +118,9 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--name", help="C/API name prefix of the generated library (default: model).")
 @click.option("--seed", type=int, help="Seed of the random verification inputs (default 0).")
 @click.option("--samples", "verify_samples", type=int, help="Number of random verification inputs (default 1).")
-@click.option("--quantize", help="Quantize after the target's passes: int8 (static, calibrated, QDQ).")
+@click.option("--quantize", help="Quantize after the target's passes: int8 (static, calibrated, QDQ) or "
+                                 "int4 (weight-only MatMul/Gemm weights).")
+@click.option("--group-size", "group_size", type=int, help="int4: weights per scale along K (default 32).")
 @click.option("--calibration", help="Calibration data: .npy/.npz, a directory of them, or file.py:function.")
 @click.option("--calibration-method", "calibration_method",
               help="Calibration: minmax (default), percentile or entropy.")
@@ -132,7 +134,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
 @handle_errors
 def build(model, target, backend, kernels, output, passes, input_shape, inputs, run_, name, seed,
-          verify_samples, quantize, calibration, calibration_method, validation, accuracy_floor,
+          verify_samples, quantize, group_size, calibration, calibration_method, validation, accuracy_floor,
           extra, config_file, quiet):
     """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
     from edgekit.build import BuildRequest, build as run_build
@@ -156,6 +158,7 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
         backend=settings.get("backend"), quantize=settings.get("quantize"),
         options={**settings.get("options", {}), **({"kernels": kernels} if kernels else {}),
                  **{k: v for k, v in (("calibration", calibration), ("calibration_method", calibration_method),
+                                      ("group_size", group_size),
                                       ("validation", validation), ("accuracy_floor", accuracy_floor))
                     if v is not None},
                  **_parse_options(extra)})

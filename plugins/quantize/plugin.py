@@ -10,6 +10,7 @@ import onnx
 import edgekit
 from edgekit.plugins.quantize import accuracy, mixed
 from edgekit.plugins.quantize.calibration import load_samples
+from edgekit.plugins.quantize.int4 import DEFAULT_GROUP, quantize_weights_int4
 from edgekit.plugins.quantize.static import METHODS, quantize_int8
 
 #: Seeded random calibration samples when the user gives no data.
@@ -17,7 +18,15 @@ RANDOM_SAMPLES = 32
 
 
 def _weights_bytes(model: onnx.ModelProto) -> int:
-    return sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+    """Stored bytes of the initializers (4-bit types take half a byte per value)."""
+    total = 0
+    for t in model.graph.initializer:
+        count = int(np.prod(t.dims, dtype=np.int64))
+        if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+            total += (count + 1) // 2
+        else:
+            total += count * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    return total
 
 
 def _calibration(model: onnx.ModelProto, context: edgekit.BuildContext) -> tuple[list[dict], str]:
@@ -66,6 +75,24 @@ def quantize_int8_pass(model: onnx.ModelProto, context: edgekit.BuildContext) ->
     return quantized
 
 
+@edgekit.model_pass("quantize-int4", approximate=True)
+def quantize_int4_pass(model: onnx.ModelProto, context: edgekit.BuildContext) -> onnx.ModelProto:
+    """Weight-only int4 (grouped along K, symmetric) for MatMul/Gemm weights; activations stay float."""
+    text = context.option("group_size", DEFAULT_GROUP)
+    try:
+        group = int(text)
+    except (TypeError, ValueError):
+        raise edgekit.UsageError(f"--group-size {text}: expected an even integer such as 32") from None
+    quantized, nodes = quantize_weights_int4(model, group)
+    if not nodes:
+        context.note("no MatMul/Gemm with constant 2-D weights: nothing to quantize to int4")
+    section = context.section("quantization")
+    section.update({"scheme": f"weight-only int4, symmetric, groups of {group} along K",
+                    "int4_nodes": nodes,
+                    "weights_bytes": {"before": _weights_bytes(model), "after": _weights_bytes(quantized)}})
+    return quantized
+
+
 @edgekit.hookimpl
 def edgekit_register_passes():
-    return [quantize_int8_pass]
+    return [quantize_int8_pass, quantize_int4_pass]

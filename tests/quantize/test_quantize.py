@@ -146,3 +146,62 @@ def test_quantized_build_runs_int8_kernels_on_the_emulated_board(cnn_file, tmp_p
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["backend"]["int8_nodes"]) >= {"conv1", "conv2", "fc", "softmax"}  # the residual Add merges into conv2 (merge-branches)
     assert report["run"]["exact_ratio"]["y"] >= 0.9
+
+
+def test_int4_weight_only_form_and_mcu_kernel(tmp_path):
+    """--quantize int4: MatMul/Gemm weights become DequantizeLinear(INT4, blocked along K) and the
+    mcu-c back end keeps them two per byte; the emulated M4 matches onnxruntime on the int4 model."""
+    model = qdq_models.mlp()
+    path = tmp_path / "mlp.onnx"
+    onnx.save(model, path)
+    report = build(BuildRequest(model=str(path), target="cortex-m4", output=tmp_path / "out", run=True,
+                                verify_samples=3, quantize="int4", options={"group_size": 4}),
+                   default_registry())
+    ref = onnx.load(tmp_path / "out" / "reference.onnx")
+    dqs = [n for n in ref.graph.node if n.op_type == "DequantizeLinear"]
+    assert len(dqs) == 2 and all(
+        {a.name: a.i for a in n.attribute} == {"axis": 0, "block_size": 4} for n in dqs)
+    inits = {t.name: t for t in ref.graph.initializer}
+    assert all(inits[n.input[0]].data_type == onnx.TensorProto.INT4 for n in dqs)
+    q = report["quantization"]
+    assert sorted(q["int4_nodes"]) == ["fc2", "mm"]
+    # 20x24 + 24x6 weights at half a byte, one float scale per 4 of them, float biases and constant
+    int4 = (20 * 24 + 24 * 6) // 2 + 4 * (20 * 24 + 24 * 6) // 4
+    assert q["weights_bytes"] == {"before": 4 * (20 * 24 + 24 + 24 * 6 + 6 + 6),
+                                  "after": int4 + 4 * (24 + 6 + 6)}
+    kernels = {layer["kernel"] for layer in report["backend"]["layers"]}
+    assert "ek_gemm_w4_f32" in kernels and "ek_matmul_f32" not in kernels
+    assert report["run"]["max_abs_error"] < 1e-4
+
+
+def test_int4_packing_roundtrip():
+    from edgekit.plugins.mcu import w4_layout
+
+    rng = np.random.default_rng(0)
+    q = rng.integers(-8, 8, size=(7, 3)).astype(np.int8)  # odd K
+    packed = w4_layout.pack(q)
+    assert packed.dtype == np.uint8 and packed.size == 3 * 4
+    lo = (packed.reshape(3, 4) & 0xF).astype(np.int16)
+    hi = (packed.reshape(3, 4) >> 4).astype(np.int16)
+    unpacked = np.stack([lo, hi], axis=2).reshape(3, 8)[:, :7]
+    unpacked = np.where(unpacked >= 8, unpacked - 16, unpacked)
+    np.testing.assert_array_equal(unpacked, q.T)
+
+
+def test_int4_library_is_clean_under_sanitizers(tmp_path):
+    from edgekit.plugins.mcu import hostbuild
+    from edgekit.plugins.mcu.generator import generate
+    from edgekit.plugins.quantize.int4 import quantize_weights_int4
+    from edgekit.verify import compare, run_onnxruntime
+
+    model, nodes = quantize_weights_int4(qdq_models.mlp(), 8)
+    assert nodes == ["mm", "fc2"]
+    gen = generate(model, tmp_path, name="mlp4", with_integration=False)
+    exe = hostbuild.build_driver(tmp_path, gen.prefix, gen.sources, 1, 1, gen.plan.arena_bytes)
+    rng = np.random.default_rng(4)
+    feeds = [{"x": rng.standard_normal((3, 20)).astype(np.float32)} for _ in range(2)]
+    expected = run_onnxruntime(model, feeds, "int4 model")
+    actual = [{"y": hostbuild.run_driver(exe, [f["x"]], [(3, 6)])[0]} for f in feeds]
+    from edgekit.plugins.mcu.plugin import McuBackend
+
+    assert compare(expected, actual, McuBackend.tolerance).within()
