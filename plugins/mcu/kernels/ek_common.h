@@ -83,6 +83,16 @@ static inline float ek_act_clampf(float v, int lower_only, float lo, float hi)
 #define EK_FMA(acc, a, b) ((acc) + (a) * (b))
 #endif
 
+/* -Os builds (gcc defines __OPTIMIZE_SIZE__) keep one generic loop where -O2 builds compile
+ * several specialised copies; define EK_SPECIALISE to choose either way explicitly. */
+#ifndef EK_SPECIALISE
+#ifdef __OPTIMIZE_SIZE__
+#define EK_SPECIALISE 0
+#else
+#define EK_SPECIALISE 1
+#endif
+#endif
+
 /* Force inlining of small kernel helpers whose constant arguments select a specialised loop. */
 #if defined(__GNUC__) || defined(__clang__)
 #define EK_ALWAYS_INLINE inline __attribute__((always_inline))

@@ -347,6 +347,10 @@ typedef enum {
 
 static ek_conv_tile_kind ek_conv_pick_tile(const ek_conv2d_params *p)
 {
+#if !EK_SPECIALISE
+    (void)p;
+    return EK_TILE_ANY; /* one generic tile: about 3 KB less code */
+#else
     const int is1x1 = p->k_h == 1 && p->k_w == 1;
     const int is3 = p->k_w == 3 && p->dil_w == 1;
     if (p->stride_w == 1) {
@@ -356,6 +360,7 @@ static ek_conv_tile_kind ek_conv_pick_tile(const ek_conv2d_params *p)
         return is1x1 ? EK_TILE_S2_1X1 : (is3 ? EK_TILE_S2_K3 : EK_TILE_S2);
     }
     return EK_TILE_ANY;
+#endif
 }
 
 /* Every output channel of a group for one 4-pixel output column: blocks of 4 channels (sp4,
@@ -386,6 +391,7 @@ static void ek_conv_column(const ek_conv2d_params *p, ek_conv_tile_kind kind,
     const int32_t ocg = p->out_c / p->groups, full = ocg - ocg % EK_CONV_OC_BLOCK;
     const int32_t out_plane = p->out_h * p->out_w, stride_w = p->stride_w;
     const int32_t w_oc_step = sp1->w_ic_step * (p->in_c / p->groups); /* icg * k_h * k_w */
+#if EK_SPECIALISE
     switch (kind) {
     case EK_TILE_S1_K3: EK_CONV_ALL_CHANNELS(1, EK_TAPS_3); break;
     case EK_TILE_S2_K3: EK_CONV_ALL_CHANNELS(2, EK_TAPS_3); break;
@@ -395,6 +401,10 @@ static void ek_conv_column(const ek_conv2d_params *p, ek_conv_tile_kind kind,
     case EK_TILE_S2: EK_CONV_ALL_CHANNELS(2, EK_TAPS_ANY); break;
     default: EK_CONV_ALL_CHANNELS(stride_w, EK_TAPS_ANY); break;
     }
+#else
+    (void)kind;
+    EK_CONV_ALL_CHANNELS(stride_w, EK_TAPS_ANY);
+#endif
 }
 #undef EK_CONV_ALL_CHANNELS
 

@@ -74,6 +74,7 @@ static void ek_binary_walk(const ek_binary_params *p, const float *a, const floa
     }
 }
 
+#if EK_SPECIALISE
 /* Row flavour for the fused activation: none, Relu (one compare), general clamp. */
 static ek_binary_row_fn ek_binary_pick(const ek_binary_params *p, ek_binary_row_fn plain,
                                        ek_binary_row_fn relu, ek_binary_row_fn clamp)
@@ -93,6 +94,26 @@ static ek_binary_row_fn ek_binary_pick(const ek_binary_params *p, ek_binary_row_
         ek_binary_walk(p, a, b, out, ek_binary_pick(p, ek_##NAME##_row, ek_##NAME##_row_relu,    \
                                                     ek_##NAME##_row_clamp));                    \
     }
+
+#else
+/* -Os: one row loop per op, general strides, the clamp at the store ([-inf, inf] passes every
+ * value, NaN included). */
+#define EK_DEFINE_BINARY(NAME, EXPR)                                                            \
+    static void ek_##NAME##_row(int32_t n, const float *a, int32_t sa, const float *b,          \
+                                int32_t sb, float *out, float lo, float hi)                      \
+    {                                                                                            \
+        int32_t i;                                                                               \
+        for (i = 0; i < n; i++, a += sa, b += sb) {                                              \
+            const float x = *a;                                                                  \
+            const float y = *b;                                                                  \
+            *out++ = ek_clampf((EXPR), lo, hi);                                                  \
+        }                                                                                        \
+    }                                                                                            \
+    void ek_##NAME##_f32(const ek_binary_params *p, const float *a, const float *b, float *out)  \
+    {                                                                                            \
+        ek_binary_walk(p, a, b, out, ek_##NAME##_row);                                           \
+    }
+#endif
 
 EK_DEFINE_BINARY(add, x + y)
 EK_DEFINE_BINARY(sub, x - y)

@@ -27,6 +27,7 @@ typedef enum { EK_B_PACKED, EK_B_ROW_MAJOR, EK_B_COL_MAJOR } ek_b_layout;
 /* One panel of 8 columns of one output row:
  *   y[j] = clamp(init[j * init_step] + sum_kk a[kk * a_sk] * bp[kk * ldb + j]), j < 8
  * (init NULL: 0). The 8 accumulators live in FP registers; the C loop is unrolled by 4. */
+#if EK_SPECIALISE
 static void ek_gemm_panel8(const float *a, int32_t a_sk, const float *bp, int32_t ldb,
                            int32_t k, const float *init, int32_t init_step, float *y, float lo,
                            float hi)
@@ -99,6 +100,7 @@ static void ek_gemm_panel8(const float *a, int32_t a_sk, const float *bp, int32_
         y[6] = ek_act_clampf(c6, lower_only, lo, hi); y[7] = ek_act_clampf(c7, lower_only, lo, hi);
     }
 }
+#endif
 
 /* y[j] = sum_kk a[kk * a_sk] * bp[kk * ldb + j * ldc] for j < width (any layout). */
 static void ek_gemm_columns(const float *a, int32_t a_sk, const float *bp, int32_t ldb,
@@ -125,6 +127,40 @@ typedef struct {
     float alpha, beta, lo, hi;
 } ek_gemm_job;
 
+#if !EK_SPECIALISE
+/* -Os: every column through the plain dot-product loop (no 8-column panels), then alpha, beta * C
+ * and the clamp. Column j of a packed B lies in panel j / 8 (stride 8) or, past the last whole
+ * panel, in the row-major leftover block. */
+static void ek_gemm_run(const ek_gemm_job *job, const float *a, const float *b, float *y)
+{
+    const int32_t n = job->n, k = job->k, full = n - n % EK_GEMM_PANEL;
+    int32_t i, j;
+    for (i = 0; i < job->m; i++, a += job->a_sm, y += n) {
+        const float *c = job->c ? job->c + (size_t)i * job->c_sm : NULL;
+        for (j = 0; j < n; j++) {
+            const float *bj;
+            int32_t ldb;
+            if (job->layout == EK_B_COL_MAJOR) {
+                bj = b + (size_t)j * k, ldb = 1;
+            } else if (job->layout == EK_B_ROW_MAJOR) {
+                bj = b + j, ldb = n;
+            } else if (j < full) {
+                bj = b + (size_t)(j - j % EK_GEMM_PANEL) * k + j % EK_GEMM_PANEL, ldb = EK_GEMM_PANEL;
+            } else {
+                bj = b + (size_t)full * k + (j - full), ldb = n - full;
+            }
+            ek_gemm_columns(a, job->a_sk, bj, ldb, 1, k, 1, y + j);
+            {
+                float v = job->alpha == 1.0f ? y[j] : job->alpha * y[j];
+                if (c) {
+                    v = EK_FMA(v, job->beta, c[j * job->c_sn]);
+                }
+                y[j] = ek_clampf(v, job->lo, job->hi);
+            }
+        }
+    }
+}
+#else
 static void ek_gemm_run(const ek_gemm_job *job, const float *a, const float *b, float *y)
 {
     const int32_t n = job->n, k = job->k;
@@ -162,6 +198,7 @@ static void ek_gemm_run(const ek_gemm_job *job, const float *a, const float *b, 
         }
     }
 }
+#endif
 
 void ek_gemm_f32(const ek_gemm_params *p, const float *a, const float *b, const float *c,
                  float *y)
