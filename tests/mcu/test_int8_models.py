@@ -251,3 +251,49 @@ def test_conv_and_fc_are_bit_exact_with_the_integer_reference(single_layers, nam
         want = qconv_layout.reference_fc(x, weights, bias, as_built)
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def _random_conv_case(rng):
+    """A random conv geometry (groups, depthwise multiplier, stride, dilation, asymmetric pads,
+    1-D or 2-D, batch) as a float model."""
+    from onnx import helper
+
+    one_d = rng.random() < 0.2
+    groups = int(rng.choice([1, 1, 2, 3]))
+    depthwise = rng.random() < 0.25
+    icg = 1 if depthwise else int(rng.integers(1, 6))
+    in_c = groups * icg if not depthwise else int(rng.integers(2, 6))
+    groups = in_c if depthwise else groups
+    out_c = groups * int(rng.integers(1, 4))
+    k = [int(rng.integers(1, 4))] if one_d else [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    stride = [int(rng.integers(1, 3)) for _ in k]
+    dil = [int(rng.integers(1, 3)) for _ in k]
+    size = [int(rng.integers(6, 11)) for _ in k]
+    pads = [int(rng.integers(0, kk)) for kk in k] + [int(rng.integers(0, kk)) for kk in k]
+    shape = (int(rng.integers(1, 3)), in_c, *size)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=groups, strides=stride, dilations=dil,
+                            pads=pads)
+    inits = [_w(rng, "w", (out_c, in_c // groups, *k), 0.3), _w(rng, "b", (out_c,), 0.1)]
+    return [node], shape, inits
+
+
+def test_random_conv_geometries_match_onnxruntime(tmp_path):
+    """A seeded sweep of random conv shapes (a property test in batch form: one compile for all)."""
+    rng = np.random.default_rng(2026)
+    cases, gens = [], []
+    for i in range(24):
+        nodes, shape, inits = _random_conv_case(rng)
+        qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape}, samples=4, seed=i)
+        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_integration=False)
+        assert gen.schedule.int8_nodes, shape
+        cases.append((qdq, gen, shape))
+        gens.append((tmp_path / f"c{i}", gen))
+    lib = build_shared(gens, tmp_path / "lib")
+    for qdq, gen, shape in cases:
+        feeds = [{"x": rng.standard_normal(shape).astype(np.float32)} for _ in range(4)]
+        expected = run_onnxruntime(qdq, feeds, "QDQ model")
+        model = host_model(lib, gen)
+        actual = [{"y": model.run([f["x"]])[0]} for f in feeds]
+        result = compare(expected, actual, None, quantized_outputs(qdq), 1.0)
+        conv = gen.schedule.layers[1]
+        assert result.within() and result.exact_ratio["y"] >= 0.99, (shape, conv.summary, result)
