@@ -29,6 +29,7 @@ def print_build_summary(report: dict[str, Any], out: Path, console: Console) -> 
             f"{_n(before['macs'])}→{_n(after['macs'])}", _err(record["max_abs_error"]),
             _err(record["max_abs_error_vs_original"]))
     console.print(table)
+    _print_quantization(report.get("quantization"), console)
     backend = report.get("backend", {})
     console.print(f"back end [bold]{backend.get('backend')}[/]: {len(backend.get('files', []))} files in {out}")
     for key in ("arena_bytes", "arena_lower_bound_bytes", "weights_bytes", "code_bytes"):
@@ -41,6 +42,26 @@ def print_build_summary(report: dict[str, Any], out: Path, console: Console) -> 
         print_run_summary(report["run"], console, backend.get("layers"))
     if "build_seconds" in report:
         console.print(f"built in {report['build_seconds']:.2f} s")
+
+
+def _print_quantization(q: dict[str, Any] | None, console: Console) -> None:
+    """The quantize plugin's figures: accuracy against the float model, sizes, layers kept float."""
+    if not q:
+        return
+    weights = q.get("weights_bytes", {})
+    line = f"quantization: {q.get('scheme', '')}; weights {_n(weights.get('before'))} → {_n(weights.get('after'))} B"
+    if "output_sqnr_db" in q:
+        top1 = q.get("top1_agreement")
+        line += (f"; output SQNR {q['output_sqnr_db']} dB"
+                 + (f", top-1 agreement {top1:.1%}" if isinstance(top1, float) else "")
+                 + f" vs float on {q.get('validation', '')} ({q['calibration']['method']} calibration, "
+                   f"{q['calibration']['samples']} samples of {q['calibration']['data']})")
+    console.print(line)
+    if q.get("float_layers"):
+        console.print(f"  kept in float: {', '.join(q['float_layers'])}")
+    if q.get("accuracy_known") is False:
+        console.print("  [yellow]calibrated on random data: these accuracy figures say nothing about "
+                      "real inputs; give --calibration[/]")
 
 
 def print_run_summary(section: dict[str, Any], console: Console,
@@ -62,7 +83,7 @@ def print_run_summary(section: dict[str, Any], console: Console,
     for output, ratio in sorted(section.get("exact_ratio", {}).items()):
         step = section["tolerance"].get("quantization_steps", {}).get(output, 0.0)
         console.print(f"  output {output}: quantized (step {step:.3g}); {ratio:.2%} of values identical "
-                      f"to onnxruntime, the rest one step away")
+                      f"to onnxruntime, the rest within {section['tolerance'].get('max_steps', 1):g} steps")
     for key, value in sorted(measurements.items()):
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {_n(value)}")

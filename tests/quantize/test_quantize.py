@@ -205,3 +205,15 @@ def test_int4_library_is_clean_under_sanitizers(tmp_path):
     from edgekit.plugins.mcu.plugin import McuBackend
 
     assert compare(expected, actual, McuBackend.tolerance).within()
+
+
+def test_example_calibration_function_yields_the_autoencoder_frames():
+    from pathlib import Path
+
+    from edgekit.plugins.quantize.calibration import load_samples
+
+    repo = Path(__file__).resolve().parents[2]
+    model = onnx.load(repo / "examples" / "models" / "mlperf-tiny" / "ad_autoencoder.onnx")
+    samples = load_samples(f"{repo / 'examples' / 'quantize' / 'calibration.py'}:frames", model)
+    assert len(samples) == 40 and samples[0]["input_1"].shape == (1, 640)
+    assert len({float(s["input_1"].sum()) for s in samples}) == 40  # forty different frames
