@@ -1,9 +1,12 @@
 /* ek_qconv.c: int8 Conv and fully connected layers (see ek_qconv.h for the technique). */
 #include "ek_qconv.h"
 
-/* The SMLAD inner loops are GNU inline assembly for ARMv7E-M/ARMv8-M with the DSP extension. */
+/* The SMLAD inner loops are GNU inline assembly for ARMv7E-M/ARMv8-M with the DSP extension;
+ * ARMv6-M (Cortex-M0/M0+) gets a Thumb-1 loop that keeps the accumulators in high registers. */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
 #define EK_QCONV_DSP 1
+#elif defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(EK_NO_INLINE_ASM)
+#define EK_QCONV_V6M 1
 #endif
 
 /* Requantization of one layer's int32 accumulators to int8, and the optional residual Add. */
@@ -30,6 +33,80 @@ static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
     return (int8_t)ek_clamp_i32(v, q->act_min, q->act_max);
 }
 
+
+#ifdef EK_QCONV_V6M
+/* The Thumb-1 loop for ARMv6-M, written as a whole function so that every register is ours: the
+ * four accumulators live in r8-r11 (ADD reaches them; MULS works on r3-r7). Per k: two int8
+ * weights (channels a, b) and two int16 inputs (columns x, y), four MULS. Offsets follow the
+ * interleaved column [x0 x1 y0 y1 x2 x3 y2 y3] and the weight groups [a0 a2 a1 a3 b0 b2 b1 b3].
+ * r0 = col, r1 = w, r2 = end, r3 = acc (then x), r4 = y, r5 = wa, r6 = wb, r7 = product. */
+#define EK_V6M_STEP(XO, YO, AO, BO)                                                              \
+    "ldrb  r5, [r1, #" #AO "]\n\t"                                                              \
+    "sxtb  r5, r5\n\t"                                                                          \
+    "ldrb  r6, [r1, #" #BO "]\n\t"                                                              \
+    "sxtb  r6, r6\n\t"                                                                          \
+    "ldrh  r3, [r0, #" #XO "]\n\t"                                                              \
+    "sxth  r3, r3\n\t"                                                                          \
+    "ldrh  r4, [r0, #" #YO "]\n\t"                                                              \
+    "sxth  r4, r4\n\t"                                                                          \
+    "movs  r7, r3\n\t"                                                                          \
+    "muls  r7, r5, r7\n\t"                                                                      \
+    "add   r8, r7\n\t"                                                                          \
+    "muls  r3, r6, r3\n\t"                                                                      \
+    "add   r10, r3\n\t"                                                                         \
+    "movs  r7, r4\n\t"                                                                          \
+    "muls  r7, r5, r7\n\t"                                                                      \
+    "add   r9, r7\n\t"                                                                          \
+    "muls  r4, r6, r4\n\t"                                                                      \
+    "add   r11, r4\n\t"
+/* acc = {a.x, a.y, b.x, b.y} += the dot products over [w, end) (at least one group of four). */
+static void __attribute__((naked, noinline)) ek_qdot_2x2_v6m(const int16_t *col EK_UNUSED,
+                                                             const int8_t *w EK_UNUSED,
+                                                             const int8_t *end EK_UNUSED,
+                                                             int32_t acc[4] EK_UNUSED)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t" /* gcc hands Thumb-1 inline assembly over in divided syntax */
+        "push  {r4, r5, r6, r7, lr}\n\t"
+        "mov   r4, r8\n\t"
+        "mov   r5, r9\n\t"
+        "mov   r6, r10\n\t"
+        "mov   r7, r11\n\t"
+        "push  {r3, r4, r5, r6, r7}\n\t"
+        "ldr   r4, [r3, #0]\n\t"
+        "mov   r8, r4\n\t"
+        "ldr   r4, [r3, #4]\n\t"
+        "mov   r9, r4\n\t"
+        "ldr   r4, [r3, #8]\n\t"
+        "mov   r10, r4\n\t"
+        "ldr   r4, [r3, #12]\n\t"
+        "mov   r11, r4\n\t"
+        "1:\n\t"
+        EK_V6M_STEP(0, 4, 0, 4)
+        EK_V6M_STEP(2, 6, 2, 6)
+        EK_V6M_STEP(8, 12, 1, 5)
+        EK_V6M_STEP(10, 14, 3, 7)
+        "adds  r0, #16\n\t"
+        "adds  r1, #8\n\t"
+        "cmp   r1, r2\n\t"
+        "bne   1b\n\t"
+        "pop   {r3, r4, r5, r6, r7}\n\t"
+        "mov   r0, r8\n\t"
+        "str   r0, [r3, #0]\n\t"
+        "mov   r0, r9\n\t"
+        "str   r0, [r3, #4]\n\t"
+        "mov   r0, r10\n\t"
+        "str   r0, [r3, #8]\n\t"
+        "mov   r0, r11\n\t"
+        "str   r0, [r3, #12]\n\t"
+        "mov   r8, r4\n\t"
+        "mov   r9, r5\n\t"
+        "mov   r10, r6\n\t"
+        "mov   r11, r7\n\t"
+        "pop   {r4, r5, r6, r7, pc}\n\t");
+}
+#undef EK_V6M_STEP
+#endif
 
 /* Two output channels x two columns over k_pad values. w: the pair's weights, per group of four k
  * the four of channel a then the four of channel b, each permuted [w0 w2 w1 w3]; col: the two
@@ -67,6 +144,12 @@ static inline void ek_qdot_2x2(const int16_t *col, const int8_t *w, int32_t k_pa
           [wa] "=&r"(wa), [wb] "=&r"(wb), [x] "=&r"(x), [y] "=&r"(y), [t] "=&r"(t)
         : [end] "r"(end)
         : "cc", "memory");
+#elif defined(EK_QCONV_V6M)
+    {
+        int32_t v[4] = {a0, a1, b0, b1};
+        ek_qdot_2x2_v6m(col, w, end, v);
+        a0 = v[0], a1 = v[1], b0 = v[2], b1 = v[3];
+    }
 #else
     while (w < end) {
         const int32_t x0 = col[0], x1 = col[1], y0 = col[2], y1 = col[3];
@@ -363,6 +446,77 @@ static void ek_qconv_run(const ek_qconv_params *p, const ek_qout *qp, const int8
     }
 }
 
+#ifdef EK_QCONV_V6M
+/* Thumb-1 loop of the fully connected layer: one int8 input times the four features' weights
+ * per k, accumulators in r8-r11. r0 = x, r1 = w, r2 = x end, r3 = acc (then the input), r5 =
+ * weight and product. Runs k4 > 0 inputs (a multiple of four). */
+#define EK_V6M_FC_STEP(J, F0, F1, F2, F3)                                                        \
+    "ldrb  r3, [r0, #" #J "]\n\t"                                                               \
+    "sxtb  r3, r3\n\t"                                                                          \
+    "ldrb  r5, [r1, #" #F0 "]\n\t"                                                              \
+    "sxtb  r5, r5\n\t"                                                                          \
+    "muls  r5, r3, r5\n\t"                                                                      \
+    "add   r8, r5\n\t"                                                                          \
+    "ldrb  r5, [r1, #" #F1 "]\n\t"                                                              \
+    "sxtb  r5, r5\n\t"                                                                          \
+    "muls  r5, r3, r5\n\t"                                                                      \
+    "add   r9, r5\n\t"                                                                          \
+    "ldrb  r5, [r1, #" #F2 "]\n\t"                                                              \
+    "sxtb  r5, r5\n\t"                                                                          \
+    "muls  r5, r3, r5\n\t"                                                                      \
+    "add   r10, r5\n\t"                                                                         \
+    "ldrb  r5, [r1, #" #F3 "]\n\t"                                                              \
+    "sxtb  r5, r5\n\t"                                                                          \
+    "muls  r5, r3, r5\n\t"                                                                      \
+    "add   r11, r5\n\t"
+static void __attribute__((naked, noinline)) ek_qfc_dot4_v6m(const int8_t *x EK_UNUSED,
+                                                             const int8_t *w EK_UNUSED,
+                                                             const int8_t *xend EK_UNUSED,
+                                                             int32_t acc[4] EK_UNUSED)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push  {r4, r5, r6, r7, lr}\n\t"
+        "mov   r4, r8\n\t"
+        "mov   r5, r9\n\t"
+        "mov   r6, r10\n\t"
+        "mov   r7, r11\n\t"
+        "push  {r3, r4, r5, r6, r7}\n\t"
+        "ldr   r4, [r3, #0]\n\t"
+        "mov   r8, r4\n\t"
+        "ldr   r4, [r3, #4]\n\t"
+        "mov   r9, r4\n\t"
+        "ldr   r4, [r3, #8]\n\t"
+        "mov   r10, r4\n\t"
+        "ldr   r4, [r3, #12]\n\t"
+        "mov   r11, r4\n\t"
+        "1:\n\t"
+        EK_V6M_FC_STEP(0, 0, 4, 8, 12)
+        EK_V6M_FC_STEP(1, 1, 5, 9, 13)
+        EK_V6M_FC_STEP(2, 2, 6, 10, 14)
+        EK_V6M_FC_STEP(3, 3, 7, 11, 15)
+        "adds  r0, #4\n\t"
+        "adds  r1, #16\n\t"
+        "cmp   r0, r2\n\t"
+        "bne   1b\n\t"
+        "pop   {r3, r4, r5, r6, r7}\n\t"
+        "mov   r0, r8\n\t"
+        "str   r0, [r3, #0]\n\t"
+        "mov   r0, r9\n\t"
+        "str   r0, [r3, #4]\n\t"
+        "mov   r0, r10\n\t"
+        "str   r0, [r3, #8]\n\t"
+        "mov   r0, r11\n\t"
+        "str   r0, [r3, #12]\n\t"
+        "mov   r8, r4\n\t"
+        "mov   r9, r5\n\t"
+        "mov   r10, r6\n\t"
+        "mov   r11, r7\n\t"
+        "pop   {r4, r5, r6, r7, pc}\n\t");
+}
+#undef EK_V6M_FC_STEP
+#endif
+
 /* Four output channels of one input row: acc[i] += sum_k x[k] * w_i[k] over k values (x raw
  * int8: the input offset is folded into the bias). w: per group of four k, the four channels' four
  * weights in natural order, so SXTB16 pairs (w0, w2) / (w1, w3) meet the same pairs of x. */
@@ -409,6 +563,14 @@ static inline void ek_qfc_dot4(const int8_t *x, const int8_t *w, int32_t k, int3
             : [xend] "r"(xend)
             : "cc", "memory");
         i = k4;
+    }
+#elif defined(EK_QCONV_V6M)
+    if (k >= 4) {
+        int32_t v[4] = {a0, a1, a2, a3};
+        i = k & ~3;
+        ek_qfc_dot4_v6m(x, w, x + i, v);
+        a0 = v[0], a1 = v[1], a2 = v[2], a3 = v[3];
+        w += 4 * i;
     }
 #else
     for (; i + 4 <= k; i += 4, w += 16) {
