@@ -7,31 +7,37 @@ void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
      * half to even, in the FPU's default rounding mode: no libm call per value. */
     const volatile float magic_source = 12582912.0f; /* volatile: keep the two steps apart */
     const float magic = magic_source;
+    /* locals: the int8 stores could alias *p, which would reload it per value */
+    const int32_t size = p->size, zero_point = p->zero_point;
+    const float scale = p->scale;
     int32_t i;
-    for (i = 0; i < p->size; i++) {
-        float v = in[i] / p->scale;
+    for (i = 0; i < size; i++) {
+        float v = in[i] / scale;
         if (v != v) {
             v = 0.0f; /* NaN: QuantizeLinear's saturating cast gives the zero point */
         }
         v = ek_clampf(v, -1024.0f, 1024.0f); /* beyond the int8 range either way */
         const int32_t q = (int32_t)((v + magic) - magic);
-        out[i] = (int8_t)ek_clamp_i32(q + p->zero_point, -128, 127);
+        out[i] = (int8_t)ek_clamp_i32(q + zero_point, -128, 127);
     }
 }
 
 void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out)
 {
+    const int32_t size = p->size, zero_point = p->zero_point;
+    const float scale = p->scale;
     int32_t i;
-    for (i = 0; i < p->size; i++) {
-        out[i] = (float)(in[i] - p->zero_point) * p->scale;
+    for (i = 0; i < size; i++) {
+        out[i] = (float)(in[i] - zero_point) * scale;
     }
 }
 
 void ek_lut_s8(const ek_lut_params *p, const int8_t *in, const int8_t *table, int8_t *out)
 {
     const int8_t *center = table + 128;
+    const int32_t size = p->size;
     int32_t i;
-    for (i = 0; i < p->size; i++) {
+    for (i = 0; i < size; i++) {
         out[i] = center[in[i]];
     }
 }
