@@ -35,6 +35,41 @@ static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
 
 
 #ifdef EK_QCONV_V6M
+/* Entry and exit of the naked ARMv6-M loops below, which take acc[4] in r3: save r4-r11 (and
+ * acc), load acc[0..3] into r8-r11; at the end store r8-r11 back into acc and restore. */
+#define EK_V6M_ENTER                                                                             \
+    "push  {r4, r5, r6, r7, lr}\n\t"                                                            \
+    "mov   r4, r8\n\t"                                                                          \
+    "mov   r5, r9\n\t"                                                                          \
+    "mov   r6, r10\n\t"                                                                         \
+    "mov   r7, r11\n\t"                                                                         \
+    "push  {r3, r4, r5, r6, r7}\n\t"                                                            \
+    "ldr   r4, [r3, #0]\n\t"                                                                    \
+    "mov   r8, r4\n\t"                                                                          \
+    "ldr   r4, [r3, #4]\n\t"                                                                    \
+    "mov   r9, r4\n\t"                                                                          \
+    "ldr   r4, [r3, #8]\n\t"                                                                    \
+    "mov   r10, r4\n\t"                                                                         \
+    "ldr   r4, [r3, #12]\n\t"                                                                   \
+    "mov   r11, r4\n\t"
+#define EK_V6M_LEAVE                                                                             \
+    "pop   {r3, r4, r5, r6, r7}\n\t"                                                            \
+    "mov   r0, r8\n\t"                                                                          \
+    "str   r0, [r3, #0]\n\t"                                                                    \
+    "mov   r0, r9\n\t"                                                                          \
+    "str   r0, [r3, #4]\n\t"                                                                    \
+    "mov   r0, r10\n\t"                                                                         \
+    "str   r0, [r3, #8]\n\t"                                                                    \
+    "mov   r0, r11\n\t"                                                                         \
+    "str   r0, [r3, #12]\n\t"                                                                   \
+    "mov   r8, r4\n\t"                                                                          \
+    "mov   r9, r5\n\t"                                                                          \
+    "mov   r10, r6\n\t"                                                                         \
+    "mov   r11, r7\n\t"                                                                         \
+    "pop   {r4, r5, r6, r7, pc}\n\t"
+#endif
+
+#ifdef EK_QCONV_V6M
 /* The Thumb-1 loop for ARMv6-M, written as a whole function so that every register is ours: the
  * four accumulators live in r8-r11 (ADD reaches them; MULS works on r3-r7). Per k: two int8
  * weights (channels a, b) and two int16 inputs (columns x, y), four MULS. Offsets follow the
@@ -67,20 +102,7 @@ static void __attribute__((naked, noinline)) ek_qdot_2x2_v6m(const int16_t *col 
 {
     __asm__ volatile(
         ".syntax unified\n\t" /* gcc hands Thumb-1 inline assembly over in divided syntax */
-        "push  {r4, r5, r6, r7, lr}\n\t"
-        "mov   r4, r8\n\t"
-        "mov   r5, r9\n\t"
-        "mov   r6, r10\n\t"
-        "mov   r7, r11\n\t"
-        "push  {r3, r4, r5, r6, r7}\n\t"
-        "ldr   r4, [r3, #0]\n\t"
-        "mov   r8, r4\n\t"
-        "ldr   r4, [r3, #4]\n\t"
-        "mov   r9, r4\n\t"
-        "ldr   r4, [r3, #8]\n\t"
-        "mov   r10, r4\n\t"
-        "ldr   r4, [r3, #12]\n\t"
-        "mov   r11, r4\n\t"
+        EK_V6M_ENTER
         "1:\n\t"
         EK_V6M_STEP(0, 4, 0, 4)
         EK_V6M_STEP(2, 6, 2, 6)
@@ -90,20 +112,7 @@ static void __attribute__((naked, noinline)) ek_qdot_2x2_v6m(const int16_t *col 
         "adds  r1, #8\n\t"
         "cmp   r1, r2\n\t"
         "bne   1b\n\t"
-        "pop   {r3, r4, r5, r6, r7}\n\t"
-        "mov   r0, r8\n\t"
-        "str   r0, [r3, #0]\n\t"
-        "mov   r0, r9\n\t"
-        "str   r0, [r3, #4]\n\t"
-        "mov   r0, r10\n\t"
-        "str   r0, [r3, #8]\n\t"
-        "mov   r0, r11\n\t"
-        "str   r0, [r3, #12]\n\t"
-        "mov   r8, r4\n\t"
-        "mov   r9, r5\n\t"
-        "mov   r10, r6\n\t"
-        "mov   r11, r7\n\t"
-        "pop   {r4, r5, r6, r7, pc}\n\t");
+        EK_V6M_LEAVE);
 }
 #undef EK_V6M_STEP
 #endif
@@ -476,20 +485,7 @@ static void __attribute__((naked, noinline)) ek_qfc_dot4_v6m(const int8_t *x EK_
 {
     __asm__ volatile(
         ".syntax unified\n\t"
-        "push  {r4, r5, r6, r7, lr}\n\t"
-        "mov   r4, r8\n\t"
-        "mov   r5, r9\n\t"
-        "mov   r6, r10\n\t"
-        "mov   r7, r11\n\t"
-        "push  {r3, r4, r5, r6, r7}\n\t"
-        "ldr   r4, [r3, #0]\n\t"
-        "mov   r8, r4\n\t"
-        "ldr   r4, [r3, #4]\n\t"
-        "mov   r9, r4\n\t"
-        "ldr   r4, [r3, #8]\n\t"
-        "mov   r10, r4\n\t"
-        "ldr   r4, [r3, #12]\n\t"
-        "mov   r11, r4\n\t"
+        EK_V6M_ENTER
         "1:\n\t"
         EK_V6M_FC_STEP(0, 0, 4, 8, 12)
         EK_V6M_FC_STEP(1, 1, 5, 9, 13)
@@ -499,20 +495,7 @@ static void __attribute__((naked, noinline)) ek_qfc_dot4_v6m(const int8_t *x EK_
         "adds  r1, #16\n\t"
         "cmp   r0, r2\n\t"
         "bne   1b\n\t"
-        "pop   {r3, r4, r5, r6, r7}\n\t"
-        "mov   r0, r8\n\t"
-        "str   r0, [r3, #0]\n\t"
-        "mov   r0, r9\n\t"
-        "str   r0, [r3, #4]\n\t"
-        "mov   r0, r10\n\t"
-        "str   r0, [r3, #8]\n\t"
-        "mov   r0, r11\n\t"
-        "str   r0, [r3, #12]\n\t"
-        "mov   r8, r4\n\t"
-        "mov   r9, r5\n\t"
-        "mov   r10, r6\n\t"
-        "mov   r11, r7\n\t"
-        "pop   {r4, r5, r6, r7, pc}\n\t");
+        EK_V6M_LEAVE);
 }
 #undef EK_V6M_FC_STEP
 #endif
