@@ -110,3 +110,28 @@ def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target):
                 want = qconv_layout.reference_fc(x, w2, bias, as_built)
             np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"{name} on {target}")
         assert layer["dtype"] == "int8"
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_quantize_boundary_rounds_like_onnxruntime_on_the_board(tmp_path, target):
+    """QuantizeLinear -> DequantizeLinear alone: the M4's VCVTR path and the M0+'s soft-float path
+    give onnxruntime's values exactly, ties (half to even) and saturation included."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    scale, zero_point = np.float32(0.05), np.int8(3)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 640])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 640])],
+                              [numpy_helper.from_array(np.array(scale), "s"),
+                               numpy_helper.from_array(np.array(zero_point), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "qdq.onnx"
+    onnx.save(model, path)
+    inputs = tmp_path / "x.npy"
+    ties = (np.arange(-320, 320, dtype=np.float32) / 2) * scale  # every half step, far past +-128
+    np.save(inputs, ties.reshape(1, 640))
+    report = build(BuildRequest(model=str(path), target=target, output=tmp_path / "out", run=True,
+                                inputs_file=str(inputs)), default_registry())
+    assert report["run"]["exact_ratio"] == {"y": 1.0} and report["run"]["max_abs_error"] == 0.0

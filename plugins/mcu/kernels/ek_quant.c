@@ -1,6 +1,28 @@
 /* ek_quant.c: QuantizeLinear, DequantizeLinear and int8 lookup tables (see ek_quant.h). */
+#include <string.h>
+
 #include "ek_quant.h"
 
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_SAT) && \
+    !defined(EK_NO_INLINE_ASM)
+/* Single-precision FPU with saturation instructions (Cortex-M4F/M7/M33/M55): VCVTR converts with the
+ * FPSCR rounding mode, round to nearest even by default, saturating out-of-range values and taking
+ * NaN to 0: QuantizeLinear's rounding in one instruction. SSAT does the int8 saturation. */
+void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
+{
+    const int32_t size = p->size, zero_point = p->zero_point;
+    const float scale = p->scale;
+    int32_t i;
+    for (i = 0; i < size; i++) {
+        float r;
+        int32_t q;
+        __asm__("vcvtr.s32.f32 %0, %1" : "=t"(r) : "t"(in[i] / scale));
+        memcpy(&q, &r, sizeof q);
+        /* 16 bits first, so that adding the zero point cannot overflow */
+        out[i] = (int8_t)__builtin_arm_ssat(__builtin_arm_ssat(q, 16) + zero_point, 8);
+    }
+}
+#else
 void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
 {
     /* Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer,
@@ -21,6 +43,7 @@ void ek_quantize_f32_s8(const ek_quant_params *p, const float *in, int8_t *out)
         out[i] = (int8_t)ek_clamp_i32(q + zero_point, -128, 127);
     }
 }
+#endif
 
 void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out)
 {
