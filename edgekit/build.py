@@ -128,7 +128,14 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
         raise PluginError(runner.plugin or runner.name,
                           f"runner '{runner.name}' returned {len(results)} results for {len(context.inputs)} inputs")
     steps = quantized_outputs(reference_model)
-    max_steps = float(context.option("quantized_tolerance_steps", 0) or 0) or quantized_steps
+    text = context.option("quantized_tolerance_steps", None)
+    try:
+        max_steps = float(text) if text not in (None, "") else quantized_steps
+    except (TypeError, ValueError):
+        raise UsageError(f"--option quantized_tolerance_steps={text}: expected a number of "
+                         f"quantization steps, such as 3") from None
+    if not max_steps > 0:
+        raise UsageError(f"--option quantized_tolerance_steps={text}: must be positive")
     comparison = compare(expected, [r.outputs for r in results], tolerance, steps, max_steps)
     section = {
         "runner": runner.name, "samples": len(results),
