@@ -297,3 +297,64 @@ def test_random_conv_geometries_match_onnxruntime(tmp_path):
         result = compare(expected, actual, None, quantized_outputs(qdq), 1.0)
         conv = gen.schedule.layers[1]
         assert result.within() and result.exact_ratio["y"] >= 0.99, (shape, conv.summary, result)
+
+
+def _random_layer_case(rng, kind):
+    """A random single-op float model of the given kind: fully connected, broadcasting Add/Mul,
+    max/average pooling or Softmax."""
+    from onnx import helper
+
+    if kind == "gemm":
+        m, k, n = (int(v) for v in rng.integers(1, 40, size=3))
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=int(rng.integers(0, 2)))
+        w_shape = (n, k) if node.attribute[0].i else (k, n)
+        return [node], (m, k), [_w(rng, "w", w_shape, 0.3), _w(rng, "b", (n,), 0.1)]
+    if kind in ("add", "mul"):
+        rank = int(rng.integers(2, 5))
+        shape = tuple(int(v) for v in rng.integers(1, 6, size=rank))
+        other = tuple(d if rng.random() < 0.5 else 1 for d in shape)[int(rng.integers(0, rank)):]
+        return [helper.make_node(kind.capitalize(), ["x", "c"], ["y"])], shape, [_w(rng, "c", other, 1.0)]
+    if kind == "pool":
+        # after a 1x1 conv, so that onnxruntime quantizes the pooling (a lone one stays float)
+        op = "MaxPool" if rng.random() < 0.5 else "AveragePool"
+        k = [int(v) for v in rng.integers(1, 4, size=2)]
+        strides = [int(v) for v in rng.integers(1, 3, size=2)]
+        pads = [int(rng.integers(0, kk)) for kk in k] * 2
+        extra = {"count_include_pad": int(rng.integers(0, 2))} if op == "AveragePool" else {}
+        c = int(rng.integers(1, 5))
+        nodes = [helper.make_node("Conv", ["x", "w1"], ["a"]),
+                 helper.make_node(op, ["a"], ["y"], kernel_shape=k, strides=strides, pads=pads, **extra)]
+        return nodes, (1, c, int(rng.integers(5, 10)), int(rng.integers(5, 10))), [_w(rng, "w1", (c, c, 1, 1), 0.5)]
+    shape = tuple(int(v) for v in rng.integers(1, 7, size=int(rng.integers(2, 4))))
+    return [helper.make_node("Softmax", ["x"], ["y"], axis=int(rng.integers(-len(shape), len(shape))))], shape, []
+
+
+@pytest.mark.parametrize("kind", ["gemm", "add", "mul", "pool", "softmax"])
+def test_random_int8_layers_match_onnxruntime(tmp_path, kind):
+    """Seeded sweeps of random shapes per int8 kernel (a property test in batch form: one compile)."""
+    rng = np.random.default_rng({"gemm": 1, "add": 2, "mul": 3, "pool": 4, "softmax": 5}[kind])
+    cases, gens = [], []
+    for i in range(12):
+        nodes, shape, inits = _random_layer_case(rng, kind)
+        qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape}, samples=4, seed=i)
+        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_integration=False)
+        cases.append((qdq, gen, shape))
+        gens.append((tmp_path / f"c{i}", gen))
+    lib = build_shared(gens, tmp_path / "lib")
+    for qdq, gen, shape in cases:
+        ops = {n.op_type for n in qdq.graph.node} - {"QuantizeLinear", "DequantizeLinear"}
+        assert {l.op.split("+")[0] for l in gen.schedule.layers} >= {"Q" + op for op in ops}, (kind, shape)
+        feeds = [{"x": rng.standard_normal(shape).astype(np.float32)} for _ in range(4)]
+        expected = run_onnxruntime(qdq, feeds, "QDQ model")
+        model = host_model(lib, gen)
+        actual = [{"y": model.run([f["x"]])[0]} for f in feeds]
+        steps = quantized_outputs(qdq)
+        result = compare(expected, actual, McuBackend.tolerance, steps, 1.0)
+        assert result.within(), (kind, shape, [l.summary for l in gen.schedule.layers], result)
+        if "AveragePool" in ops:
+            # A window mean that lands exactly between two steps is a tie: the kernel rounds it to
+            # even, as QuantizeLinear specifies; onnxruntime's float mean carries round-off that
+            # pushes it either way. Ties are common for small windows (a quarter of 2x2 sums).
+            assert result.exact_ratio["y"] >= 0.85, (kind, shape, result.exact_ratio)
+        elif steps:
+            assert result.exact_ratio["y"] >= 0.99, (kind, shape, result.exact_ratio)
