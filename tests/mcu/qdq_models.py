@@ -14,7 +14,7 @@ OPSET = 13
 
 
 def quantize(model: onnx.ModelProto, input_shape: dict[str, tuple[int, ...]], samples: int = 8,
-             seed: int = 0, exclude: tuple[str, ...] = ()) -> onnx.ModelProto:
+             seed: int = 0, exclude: tuple[str, ...] = (), per_channel: bool = True) -> onnx.ModelProto:
     """QDQ int8 version of ``model`` calibrated (MinMax) on seeded normal inputs."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -33,7 +33,7 @@ def quantize(model: onnx.ModelProto, input_shape: dict[str, tuple[int, ...]], sa
         src, dst = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
         onnx.save(model, src)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
                         nodes_to_exclude=list(exclude))
         return onnx.load(dst)
 

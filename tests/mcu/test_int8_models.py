@@ -28,6 +28,8 @@ CASES = {
     "cnn_depthwise": (lambda: qdq_models.conv_block(depthwise=True), {"x": (1, 3, 12, 12)}, ()),
     "mlp": (lambda: qdq_models.mlp(), {"x": (3, 20)}, ()),
     "resblock": (lambda: qdq_models.residual_block(), {"x": (1, 3, 10, 10)}, ()),
+    # one weight scale per tensor instead of per channel
+    "cnn_per_tensor": (lambda: qdq_models.conv_block(), {"x": (1, 3, 12, 12)}, (), False),
     # mixed precision: conv2 stays float between a DequantizeLinear and a QuantizeLinear
     "cnn_mixed": (lambda: qdq_models.conv_block(), {"x": (1, 3, 12, 12)}, ("conv2",)),
 }
@@ -37,8 +39,8 @@ CASES = {
 def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("int8")
     models, gens = {}, []
-    for name, (make, shapes, exclude) in CASES.items():
-        qdq = qdq_models.quantize(make(), shapes, exclude=exclude)
+    for name, (make, shapes, exclude, *per_channel) in CASES.items():
+        qdq = qdq_models.quantize(make(), shapes, exclude=exclude, per_channel=all(per_channel))
         gen = generate(qdq, work / name, name=name, with_integration=False)
         models[name] = (qdq, gen, shapes)
         models[name + "/dir"] = work / name
