@@ -127,7 +127,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--validation", help="Data to measure quantization accuracy on (default: the calibration data).")
 @click.option("--accuracy-floor", "accuracy_floor",
               help="Mixed precision: keep the most sensitive layers in float until the output SQNR "
-                   "reaches this many dB (e.g. 30dB).")
+                   "reaches this (e.g. 30dB) or the top-1 agreement does (e.g. top1=0.99).")
 @click.option("--option", "extra", multiple=True, help="Back-end/plugin option key=value (repeatable).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="Settings file (default: ./edgekit.toml or [tool.edgekit] in ./pyproject.toml).")
