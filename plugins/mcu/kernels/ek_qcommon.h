@@ -35,6 +35,19 @@ static inline int32_t ek_clamp_i32(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* int8 Add: ((a + a_offset) * a_multiplier + (b + b_offset) * b_multiplier) >> shift, rounded
+ * half up, plus the output zero point, clamped. The multipliers (s_a / s_out, s_b / s_out with the
+ * shared shift, at most 22 bits) keep every term in int32. Shared by ek_qadd_s8 and the residual
+ * Add fused into ek_qconv_add_s8. */
+static inline int8_t ek_qadd_value(int32_t a, int32_t a_offset, int32_t a_multiplier, int32_t b,
+                                   int32_t b_offset, int32_t b_multiplier, int32_t shift,
+                                   int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t acc = (a + a_offset) * a_multiplier + (b + b_offset) * b_multiplier;
+    const int32_t v = ((acc + (1 << (shift - 1))) >> shift) + output_offset;
+    return (int8_t)ek_clamp_i32(v, act_min, act_max);
+}
+
 #ifdef __cplusplus
 }
 #endif

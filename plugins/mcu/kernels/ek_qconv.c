@@ -22,9 +22,8 @@ typedef struct {
 
 static inline int8_t ek_qadd_apply(const ek_qadd_epilogue *e, int32_t v, int32_t r)
 {
-    const int32_t acc = (v + e->a_offset) * e->a_multiplier + (r + e->b_offset) * e->b_multiplier;
-    const int32_t out = ((acc + (1 << (e->shift - 1))) >> e->shift) + e->output_offset;
-    return (int8_t)ek_clamp_i32(out, e->act_min, e->act_max);
+    return ek_qadd_value(v, e->a_offset, e->a_multiplier, r, e->b_offset, e->b_multiplier, e->shift,
+                         e->output_offset, e->act_min, e->act_max);
 }
 
 static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)

@@ -3,9 +3,8 @@
 
 static inline int8_t ek_qadd_one(const ek_qbinary_params *p, int32_t a, int32_t b)
 {
-    const int32_t acc = (a + p->a_offset) * p->a_multiplier + (b + p->b_offset) * p->b_multiplier;
-    const int32_t v = ((acc + (1 << (p->add_shift - 1))) >> p->add_shift) + p->output_offset;
-    return (int8_t)ek_clamp_i32(v, p->act_min, p->act_max);
+    return ek_qadd_value(a, p->a_offset, p->a_multiplier, b, p->b_offset, p->b_multiplier, p->add_shift,
+                         p->output_offset, p->act_min, p->act_max);
 }
 
 static inline int8_t ek_qmul_one(const ek_qbinary_params *p, int32_t a, int32_t b)
