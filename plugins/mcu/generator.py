@@ -31,9 +31,10 @@ class Generated:
     header: str
 
 
-def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool = False) -> Schedule:
+def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool = False,
+                soft_float: bool = False) -> Schedule:
     """Prepared, lowered schedule (raises BuildError for anything the back end cannot run)."""
-    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io)
+    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float)
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"', re.MULTILINE)
@@ -64,10 +65,10 @@ def _write(path: Path, text: str) -> None:
 
 def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_arena: bool = False,
              target_name: str = "", with_kernels: bool = True,
-             with_integration: bool = True, int8_io: bool = False) -> Generated:
+             with_integration: bool = True, int8_io: bool = False, soft_float: bool = False) -> Generated:
     out_dir = Path(out_dir)
     prefix = model_prefix(name)
-    sched = lower_model(model, target_name, int8_io)
+    sched = lower_model(model, target_name, int8_io, soft_float)
     mem = plan(sched)
     names = emit_c.assign_names(prefix, sched)
     files: dict[str, str] = {

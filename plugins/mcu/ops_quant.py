@@ -307,6 +307,12 @@ def match(lw: Lowerer, node: onnx.NodeProto) -> Group | None:
 
 # -- emitters ---------------------------------------------------------------------------------------
 
+def _const_args(lw: Lowerer, node: onnx.NodeProto, layer: QLayer) -> list[tuple]:
+    """The layer's constant arrays as call arguments, named after the node."""
+    name = lw.node_name(node)
+    return [("const", lw.const(f"{name}__{role}", a, node, dtype=a.dtype)) for role, a in layer.consts]
+
+
 def _emit(lw: Lowerer, g: Group, layer: QLayer, op: str, macs: int = 0, extra_inputs=()) -> None:
     name = lw.node_name(g.node)
     args: list[tuple] = []
@@ -316,8 +322,7 @@ def _emit(lw: Lowerer, g: Group, layer: QLayer, op: str, macs: int = 0, extra_in
         else:
             args.append(("const", lw.const(f"{name}__{qi.name}", qi.qconst.values.astype(np.int8),
                                            g.node, dtype=np.int8)))
-    for role, array in layer.consts:
-        args.append(("const", lw.const(f"{name}__{role}", array, g.node, dtype=array.dtype)))
+    args += _const_args(lw, g.node, layer)
     args.append(("out", g.output))
     if layer.takes_scratch:
         args.append(("scratch",) if layer.scratch_bytes else ("null",))
@@ -375,11 +380,9 @@ def _emit_conv(lw: Lowerer, g: Group) -> None:
     from edgekit.plugins.mcu import qops_layout
 
     add, residual = fused
-    name = lw.node_name(node)
     params = {"conv": list(layer.params.values()),
               "add": qops_layout.add_epilogue(g.out_q.pair, residual.q.pair, add.out_q.pair, add.act)}
-    args = [("in", x.tensor)]
-    args += [("const", lw.const(f"{name}__{role}", a, node, dtype=a.dtype)) for role, a in layer.consts]
+    args = [("in", x.tensor), *_const_args(lw, node, layer)]
     args += [("in", residual.tensor), ("out", add.output), ("scratch",)]
     lw.add(node, "ek_qconv", "ek_qconv_add_s8", "ek_qconv_add_params", params, args,
            summary=f"int8 {dims_str(in_shape)} -> {dims_str(out_shape)}, {layer.summary}, + residual "
@@ -535,10 +538,11 @@ def lower_dequantize(lw: Lowerer, node: onnx.NodeProto) -> None:
         raise lw.error(node, "only per-tensor int8 DequantizeLinear of activations is supported "
                              "(per-axis and uint8 only for constant weights)")
     count = int(np.prod(lw.shape(out, node), dtype=np.int64))
-    layer = qops_layout.dequantize_layer(count, q.pair)
+    layer = qops_layout.dequantize_layer(count, q.pair, lw.soft_float)
     lw.add(node, layer.family, layer.function, layer.params_type, layer.params,
-           [("in", node.input[0]), ("out", out)], summary=f"{dims_str(lw.shape(out, node))} int8 -> float32",
-           op="DequantizeLinear")
+           [("in", node.input[0]), *_const_args(lw, node, layer), ("out", out)],
+           summary=f"{dims_str(lw.shape(out, node))} int8 -> float32"
+                   + (f", {layer.summary}" if layer.summary else ""), op="DequantizeLinear")
 
 
 def lower_quantize(lw: Lowerer, node: onnx.NodeProto) -> None:
@@ -550,10 +554,11 @@ def lower_quantize(lw: Lowerer, node: onnx.NodeProto) -> None:
         raise lw.error(node, "only per-tensor QuantizeLinear to int8 is supported")
     lw.require_float(node, node.input[0])
     count = int(np.prod(lw.shape(node.output[0], node), dtype=np.int64))
-    layer = qops_layout.quantize_layer(count, q.pair)
+    layer = qops_layout.quantize_layer(count, q.pair, lw.soft_float)
     lw.add(node, layer.family, layer.function, layer.params_type, layer.params,
-           [lw.operand(node, node.input[0]), ("out", node.output[0])],
-           summary=f"{dims_str(lw.shape(node.output[0], node))} float32 -> int8", op="QuantizeLinear")
+           [lw.operand(node, node.input[0]), *_const_args(lw, node, layer), ("out", node.output[0])],
+           summary=f"{dims_str(lw.shape(node.output[0], node))} float32 -> int8"
+                   + (f", {layer.summary}" if layer.summary else ""), op="QuantizeLinear")
 
 
 LOWERINGS = {"QuantizeLinear": lower_quantize, "DequantizeLinear": lower_dequantize}

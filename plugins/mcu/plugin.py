@@ -34,7 +34,7 @@ class McuBackend(edgekit.Backend):
             raise edgekit.UsageError(f"--kernels '{kernels}': back end 'mcu-c' has one kernel "
                                      f"library, 'edgekit'; drop the flag or use --kernels edgekit")
         # Lowering is cheap and is the one place that knows every attribute limit.
-        lower_model(model, context.target.name, _int8_io(context))
+        lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target))
 
     def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
               out_dir: Path) -> edgekit.Artifact:
@@ -43,7 +43,7 @@ class McuBackend(edgekit.Backend):
         static_arena = bool(context.option("static_arena", False))
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
                        static_arena=static_arena, target_name=target.name,
-                       int8_io=_int8_io(context))
+                       int8_io=_int8_io(context), soft_float=_soft_float(target))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         budget_notes: list[str] = []
@@ -110,6 +110,11 @@ def _int8_io(context: edgekit.BuildContext) -> bool:
     if value not in ("float", "int8"):
         raise edgekit.UsageError(f"--option io={value}: expected io=float or io=int8")
     return value == "int8"
+
+
+def _soft_float(target) -> bool:
+    """No FPU: the int8 boundary kernels avoid float arithmetic (it would run in software)."""
+    return str(target.fpu or "none").lower() == "none"
 
 
 @edgekit.hookimpl

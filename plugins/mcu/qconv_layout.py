@@ -37,15 +37,27 @@ def pack_rows(rows: np.ndarray, groups: int = 1) -> np.ndarray:
     return np.ascontiguousarray(quads.transpose(0, 1, 3, 2, 4)).reshape(-1)
 
 
+#: ek_qfc_s8 computes eight output features per pass.
+FC_FEATURES = 8
+#: ek_qfc_s8's weights are offset-binary: u = w + 128 as uint8.
+FC_WEIGHT_OFFSET = 128
+
+
+def fc_features_padded(n: int) -> int:
+    return -(-n // FC_FEATURES) * FC_FEATURES
+
+
 def pack_fc(weights: np.ndarray) -> np.ndarray:
-    """[N, K] int8 -> ek_qfc_s8's layout: features in quads (zero features complete the last), per
-    quad and group of four k the four features' four weights in natural order; K zero padded."""
+    """[N, K] int8 -> ek_qfc_s8's layout: offset-binary uint8 (w + 128), features in octets (zero
+    features complete the last), per octet and group of four k the eight features' four weights in
+    natural order; K zero padded."""
     weights = np.asarray(weights, dtype=np.int8)
     n, k = weights.shape
-    n4 = (n + 3) & ~3
-    padded = np.zeros((n4, k_pad(k)), dtype=np.int8)
+    n8 = fc_features_padded(n)
+    padded = np.zeros((n8, k_pad(k)), dtype=np.int16)
     padded[:n, :k] = weights
-    return np.ascontiguousarray(padded.reshape(n4 // 4, 4, -1, 4).transpose(0, 2, 1, 3)).reshape(-1)
+    octets = padded.reshape(n8 // FC_FEATURES, FC_FEATURES, -1, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(octets + FC_WEIGHT_OFFSET).astype(np.uint8).reshape(-1)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
@@ -97,7 +109,7 @@ def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.
     """An int8 fully connected layer: y[m, n] from x[m, k] and weights [n, k]."""
     n, k = weights.shape
     kp = k_pad(k)
-    n4 = (n + 3) & ~3
+    n8 = fc_features_padded(n)
     multiplier, shift = _requant(x_scale, weight_scale, y_scale, n)
     act_min, act_max = qmath.activation_range(act[0], act[1], y_scale, y_zero_point)
     params = {"m": int(m), "n": int(n), "k": int(k), "k_pad": kp, "input_offset": -int(x_zero_point),
@@ -107,8 +119,8 @@ def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.
     if np.abs(folded).max(initial=0) >= 1 << 31:
         raise ValueError("fully connected bias with the folded input offset overflows int32")
     return QLayer(function="ek_qfc_s8", family="ek_qconv", params_type="ek_qfc_params", params=params,
-                  consts=[("weights", pack_fc(weights)), ("bias", _pad_to(folded.astype(np.int32), n4)),
-                          ("multiplier", _pad_to(multiplier, n4)), ("shift", _pad_to(shift, n4))])
+                  consts=[("weights", pack_fc(weights)), ("bias", _pad_to(folded.astype(np.int32), n8)),
+                          ("multiplier", _pad_to(multiplier, n8)), ("shift", _pad_to(shift, n8))])
 
 
 def reference_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, geometry: dict,

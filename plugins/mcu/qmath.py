@@ -54,7 +54,8 @@ def requantize(acc, multiplier, shift) -> np.ndarray:
 def quantize(x, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
     """ONNX QuantizeLinear: saturate(round_half_even(x / scale) + zero_point)."""
     info = np.iinfo(dtype)
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
+    with np.errstate(over="ignore"):  # a huge x / scale is inf, which saturates like the kernels
+        q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
@@ -71,3 +72,46 @@ def activation_range(lo: float | None, hi: float | None, scale: float, zero_poin
     qlo = info.min if lo is None or lo == -math.inf else int(quantize(lo, scale, zero_point, dtype))
     qhi = info.max if hi is None or hi == math.inf else int(quantize(hi, scale, zero_point, dtype))
     return max(qlo, info.min), min(qhi, info.max)
+
+
+def float_order_key(x) -> np.ndarray:
+    """float32 -> int32 whose signed order is the floats' order (-0.0 just below +0.0): the bits
+    of a non-negative float, the bits with the magnitude bits flipped for a negative one."""
+    bits = np.asarray(x, dtype=np.float32).view(np.int32)
+    return np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int32)
+
+
+def _float_of_key(key) -> np.ndarray:
+    key = np.asarray(key, dtype=np.int32)
+    return np.where(key < 0, key ^ np.int32(0x7FFFFFFF), key).astype(np.int32).view(np.float32)
+
+
+def quantize_thresholds(scale: float, zero_point: int) -> np.ndarray:
+    """int32 [255]: entry i is the smallest float_order_key(x) with quantize(x) >= i - 127, so that
+    quantize(x) = -128 + (the number of entries <= float_order_key(x)) for every float x but NaN.
+    QuantizeLinear is monotone in x, so the 255 level boundaries describe it exactly; a core
+    without an FPU finds the level by an 8-step binary search over integers, with no float
+    division. Computed by bisection over the keys of -inf..+inf, with quantize() as the oracle."""
+    levels = np.arange(-127, 128, dtype=np.int64)
+    lo = np.full(levels.shape, int(float_order_key(np.float32(-np.inf))), dtype=np.int64)
+    hi = np.full(levels.shape, int(float_order_key(np.float32(np.inf))), dtype=np.int64)
+    # invariant: quantize(key lo) < level <= quantize(key hi); levels never reached get hi + 1
+    q_lo = quantize(_float_of_key(lo.astype(np.int32)), scale, zero_point).astype(np.int64)
+    q_hi = quantize(_float_of_key(hi.astype(np.int32)), scale, zero_point).astype(np.int64)
+    below_all = q_lo >= levels   # -inf already reaches the level
+    above_all = q_hi < levels    # +inf does not reach it
+    while True:
+        open_ = (hi - lo > 1) & ~below_all & ~above_all
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        q_mid = quantize(_float_of_key(mid.astype(np.int32)), scale, zero_point).astype(np.int64)
+        reached = q_mid >= levels
+        hi = np.where(open_ & reached, mid, hi)
+        lo = np.where(open_ & ~reached, mid, lo)
+    return np.where(below_all, lo, np.where(above_all, np.iinfo(np.int32).max, hi)).astype(np.int32)
+
+
+def dequantize_table(scale: float, zero_point: int) -> np.ndarray:
+    """float32 [256]: entry v + 128 is DequantizeLinear of the int8 value v."""
+    return dequantize(np.arange(-128, 128, dtype=np.int32), scale, zero_point)

@@ -99,14 +99,30 @@ def qsoftmax_layer(shape, axis: int, x_q: Q, y_q: Q) -> QLayer:
                   consts=[("exp_q16", table)], summary=f"axis {axis}")
 
 
-def quantize_layer(count: int, y_q: Q) -> QLayer:
-    return QLayer("ek_quantize_f32_s8", "ek_quant", "ek_quant_params",
-                  {"size": int(count), "scale": float(np.float32(y_q[0])), "zero_point": int(y_q[1])})
+def _boundary_layer(function: str, count: int, q: Q, table: tuple[str, np.ndarray, str] | None) -> QLayer:
+    """A float <-> int8 kernel of ek_quant.h; ``table``: (role, array, summary) of its integer-only
+    form for cores without an FPU."""
+    params = {"size": int(count), "scale": float(np.float32(q[0])), "zero_point": int(q[1])}
+    if table is None:
+        return QLayer(function, "ek_quant", "ek_quant_params", params)
+    role, array, summary = table
+    return QLayer(function, "ek_quant", "ek_quant_params", params, consts=[(role, array)], summary=summary)
 
 
-def dequantize_layer(count: int, x_q: Q) -> QLayer:
-    return QLayer("ek_dequantize_s8_f32", "ek_quant", "ek_quant_params",
-                  {"size": int(count), "scale": float(np.float32(x_q[0])), "zero_point": int(x_q[1])})
+def quantize_layer(count: int, y_q: Q, soft_float: bool = False) -> QLayer:
+    """float32 -> int8; ``soft_float`` (a core without an FPU): the integer-only binary search."""
+    if soft_float:
+        return _boundary_layer("ek_quantize_f32_s8_search", count, y_q,
+                               ("thresholds", qmath.quantize_thresholds(*y_q), "integer-only search"))
+    return _boundary_layer("ek_quantize_f32_s8", count, y_q, None)
+
+
+def dequantize_layer(count: int, x_q: Q, soft_float: bool = False) -> QLayer:
+    """int8 -> float32; ``soft_float`` (a core without an FPU): a 256-entry table."""
+    if soft_float:
+        return _boundary_layer("ek_dequantize_s8_f32_table", count, x_q,
+                               ("table", qmath.dequantize_table(*x_q), "256-entry table"))
+    return _boundary_layer("ek_dequantize_s8_f32", count, x_q, None)
 
 
 def lut_table(fn: Callable[[np.ndarray], np.ndarray], x_q: Q, y_q: Q) -> np.ndarray:

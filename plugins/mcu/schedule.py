@@ -136,9 +136,11 @@ def dims_str(shape: tuple[int, ...]) -> str:
 class Lowerer:
     """State of one lowering: the graph view, the schedule under construction, fused nodes."""
 
-    def __init__(self, view: GraphView, target_name: str = ""):
+    def __init__(self, view: GraphView, target_name: str = "", soft_float: bool = False):
         self.view = view
         self.target_name = target_name
+        # the target has no FPU: float <-> int8 boundaries take the integer-only kernels
+        self.soft_float = soft_float
         self.schedule = Schedule()
         self.skipped: set[int] = set()  # id() of nodes consumed by fusion
         self._index = {id(n): i for i, n in enumerate(view.model.graph.node)}
@@ -298,15 +300,15 @@ def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None
     return lo, hi
 
 
-def lower(view: GraphView, target_name: str = "", int8_io: bool = False) -> Schedule:
+def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_float: bool = False) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
     cannot be lowered. ``int8_io``: a graph input whose only consumer quantizes it to int8, and a
     graph output dequantized from int8, are passed as int8 (the boundary conversion is left to
-    the caller, who gets the scales and zero points)."""
+    the caller, who gets the scales and zero points). ``soft_float``: the target has no FPU."""
     from edgekit.plugins.mcu import ops_quant
     from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
 
-    lw = Lowerer(view, target_name)
+    lw = Lowerer(view, target_name, soft_float)
     sched = lw.schedule
     graph = view.model.graph
     boundary = ops_quant.int8_boundary(lw) if int8_io else {}

@@ -100,6 +100,13 @@ static inline float ek_act_clampf(float v, int lower_only, float lo, float hi)
 #define EK_ALWAYS_INLINE inline
 #endif
 
+/* Branch hint for the common case of a two-way split (plain C elsewhere). */
+#if defined(__GNUC__) || defined(__clang__)
+#define EK_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define EK_LIKELY(x) (x)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,15 +19,36 @@ extern "C" {
  * MultiplyByQuantizedMultiplier (TFLITE_SINGLE_ROUNDING; CMSIS_NN_USE_SINGLE_ROUNDING in CMSIS-NN).
  * One rounding keeps integer kernels within float rounding noise of onnxruntime's float
  * requantization; the double-rounding variant differs in about 1 value in 300 per layer. */
+#if defined(__ARM_ARCH_6M__)
+/* floor(a * m / 2^32) for m >= 0 from four 16 x 16 -> 32-bit MULS: ARMv6-M has no long multiply,
+ * and the generic 64-bit product is a libgcc call several times longer. */
+static inline int32_t ek_mul_high(int32_t a, int32_t m)
+{
+    const int32_t a_hi = a >> 16, m_hi = m >> 16;
+    const uint32_t a_lo = (uint32_t)a & 0xFFFFu, m_lo = (uint32_t)m & 0xFFFFu;
+    const uint32_t low = a_lo * m_lo;
+    const uint32_t mid_u = a_lo * (uint32_t)m_hi + (low >> 16); /* < 2^31 */
+    const int32_t mid_s = a_hi * (int32_t)m_lo;                /* |.| < 2^31 */
+    /* floor((mid_s + mid_u) / 2^16), without forming the sum (it may not fit in 32 bits) */
+    const int32_t mid = (mid_s >> 16) + (int32_t)(mid_u >> 16) +
+                        (int32_t)((((uint32_t)mid_s & 0xFFFFu) + (mid_u & 0xFFFFu)) >> 16);
+    return a_hi * m_hi + mid;
+}
+#define EK_MUL_HIGH(a, m) ek_mul_high((a), (m))
+#else
+#define EK_MUL_HIGH(a, m) ((int32_t)(((int64_t)(a) * (int64_t)(m)) >> 32))
+#endif
+
 static inline int32_t ek_requantize(int32_t acc, int32_t multiplier, int32_t shift)
 {
+    /* round_half_up(x / 2^t) = (floor(x / 2^(t-1)) + 1) >> 1: no 64-bit rounding constant */
     const int32_t total = 31 - shift; /* 1..62 for every multiplier quantize_multiplier makes */
-    const int64_t rounded = (int64_t)acc * (int64_t)multiplier + ((int64_t)1 << (total - 1));
-    if (total >= 32) {
-        /* the usual case (multiplier < 0.5): only the high word matters, no 64-bit shift */
-        return (int32_t)(rounded >> 32) >> (total - 32);
+    if (EK_LIKELY(total >= 33)) {
+        /* the usual case (multiplier < 0.25): the high word alone, and the +1 cannot overflow */
+        return ((EK_MUL_HIGH(acc, multiplier) >> (total - 33)) + 1) >> 1;
     }
-    return (int32_t)(rounded >> total);
+    const int64_t product = (int64_t)acc * (int64_t)multiplier;
+    return (int32_t)(((product >> (total - 1)) + 1) >> 1);
 }
 
 static inline int32_t ek_clamp_i32(int32_t v, int32_t lo, int32_t hi)

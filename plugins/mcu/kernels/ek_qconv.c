@@ -1,4 +1,6 @@
 /* ek_qconv.c: int8 Conv and fully connected layers (see ek_qconv.h for the technique). */
+#include <string.h>
+
 #include "ek_qconv.h"
 
 /* The SMLAD inner loops are GNU inline assembly for ARMv7E-M/ARMv8-M with the DSP extension;
@@ -454,140 +456,211 @@ static void ek_qconv_run(const ek_qconv_params *p, const ek_qout *qp, const int8
     }
 }
 
+/* Fully connected: eight output features per pass over one input row. The weights are stored
+ * offset-binary (u = w + 128, uint8), so no path sign-extends a weight: ARMv6-M loads each with one
+ * LDRB and multiplies it as it is, the DSP path widens pairs with UXTB16. Every dot product below
+ * therefore computes sum_k x[k] * u[k]; ek_qfc_s8 takes 128 * sum_k x[k] off once per row. The
+ * accumulators are uint32_t: the sums wrap as the asm does, and only the final value (the true
+ * int32 accumulator) must be in range. */
+
 #ifdef EK_QCONV_V6M
-/* Thumb-1 loop of the fully connected layer: one int8 input times the four features' weights
- * per k, accumulators in r8-r11. r0 = x, r1 = w, r2 = x end, r3 = acc (then the input), r5 =
- * weight and product. Runs k4 > 0 inputs (a multiple of four). */
-#define EK_V6M_FC_STEP(J, F0, F1, F2, F3)                                                        \
-    "ldrb  r3, [r0, #" #J "]\n\t"                                                               \
-    "sxtb  r3, r3\n\t"                                                                          \
-    "ldrb  r5, [r1, #" #F0 "]\n\t"                                                              \
-    "sxtb  r5, r5\n\t"                                                                          \
-    "muls  r5, r3, r5\n\t"                                                                      \
-    "add   r8, r5\n\t"                                                                          \
-    "ldrb  r5, [r1, #" #F1 "]\n\t"                                                              \
-    "sxtb  r5, r5\n\t"                                                                          \
-    "muls  r5, r3, r5\n\t"                                                                      \
-    "add   r9, r5\n\t"                                                                          \
-    "ldrb  r5, [r1, #" #F2 "]\n\t"                                                              \
-    "sxtb  r5, r5\n\t"                                                                          \
-    "muls  r5, r3, r5\n\t"                                                                      \
-    "add   r10, r5\n\t"                                                                         \
-    "ldrb  r5, [r1, #" #F3 "]\n\t"                                                              \
-    "sxtb  r5, r5\n\t"                                                                          \
-    "muls  r5, r3, r5\n\t"                                                                      \
-    "add   r11, r5\n\t"
-static void __attribute__((naked, noinline)) ek_qfc_dot4_v6m(const int8_t *x EK_UNUSED,
-                                                             const int8_t *w EK_UNUSED,
+/* The Thumb-1 loop: acc[0..3] in r4-r7 and acc[4..7] in r8-r11 (MULS needs low registers for
+ * its operands, ADD reaches the high ones), the input row's end in lr. Per k one LDRB + SXTB of
+ * x, then per feature LDRB, MULS, ADD: 3.25 instructions per MAC. r0 = x, r1 = w, r2 = x value,
+ * r3 = weight and product. Runs k4 > 0 inputs (a multiple of four). */
+#define EK_V6M_FC_MAC(J, F, ACC, ADD)                                                            \
+    "ldrb  r3, [r1, #(4 * " #F " + " #J ")]\n\t"                                                \
+    "muls  r3, r2, r3\n\t"                                                                      \
+    ADD "   " #ACC ", r3\n\t"
+#define EK_V6M_FC_STEP(J)                                                                        \
+    "ldrb  r2, [r0, #" #J "]\n\t"                                                               \
+    "sxtb  r2, r2\n\t"                                                                          \
+    EK_V6M_FC_MAC(J, 0, r4, "adds") EK_V6M_FC_MAC(J, 1, r5, "adds")                             \
+    EK_V6M_FC_MAC(J, 2, r6, "adds") EK_V6M_FC_MAC(J, 3, r7, "adds")                             \
+    EK_V6M_FC_MAC(J, 4, r8, "add ") EK_V6M_FC_MAC(J, 5, r9, "add ")                             \
+    EK_V6M_FC_MAC(J, 6, r10, "add ") EK_V6M_FC_MAC(J, 7, r11, "add ")
+static void __attribute__((naked, noinline)) ek_qfc_dot8_v6m(const int8_t *x EK_UNUSED,
+                                                             const uint8_t *w EK_UNUSED,
                                                              const int8_t *xend EK_UNUSED,
-                                                             int32_t acc[4] EK_UNUSED)
+                                                             uint32_t acc[8] EK_UNUSED)
 {
     __asm__ volatile(
         ".syntax unified\n\t"
-        EK_V6M_ENTER
+        "push  {r4, r5, r6, r7, lr}\n\t"
+        "mov   r4, r8\n\t"
+        "mov   r5, r9\n\t"
+        "mov   r6, r10\n\t"
+        "mov   r7, r11\n\t"
+        "push  {r3, r4, r5, r6, r7}\n\t"
+        "mov   lr, r2\n\t"
+        "ldr   r4, [r3, #16]\n\t"
+        "mov   r8, r4\n\t"
+        "ldr   r4, [r3, #20]\n\t"
+        "mov   r9, r4\n\t"
+        "ldr   r4, [r3, #24]\n\t"
+        "mov   r10, r4\n\t"
+        "ldr   r4, [r3, #28]\n\t"
+        "mov   r11, r4\n\t"
+        "ldr   r4, [r3, #0]\n\t"
+        "ldr   r5, [r3, #4]\n\t"
+        "ldr   r6, [r3, #8]\n\t"
+        "ldr   r7, [r3, #12]\n\t"
         "1:\n\t"
-        EK_V6M_FC_STEP(0, 0, 4, 8, 12)
-        EK_V6M_FC_STEP(1, 1, 5, 9, 13)
-        EK_V6M_FC_STEP(2, 2, 6, 10, 14)
-        EK_V6M_FC_STEP(3, 3, 7, 11, 15)
+        EK_V6M_FC_STEP(0)
+        EK_V6M_FC_STEP(1)
+        EK_V6M_FC_STEP(2)
+        EK_V6M_FC_STEP(3)
         "adds  r0, #4\n\t"
-        "adds  r1, #16\n\t"
-        "cmp   r0, r2\n\t"
+        "adds  r1, #32\n\t"
+        "cmp   r0, lr\n\t"
         "bne   1b\n\t"
-        EK_V6M_LEAVE);
+        "ldr   r3, [sp, #0]\n\t"
+        "str   r4, [r3, #0]\n\t"
+        "str   r5, [r3, #4]\n\t"
+        "str   r6, [r3, #8]\n\t"
+        "str   r7, [r3, #12]\n\t"
+        "mov   r4, r8\n\t"
+        "str   r4, [r3, #16]\n\t"
+        "mov   r4, r9\n\t"
+        "str   r4, [r3, #20]\n\t"
+        "mov   r4, r10\n\t"
+        "str   r4, [r3, #24]\n\t"
+        "mov   r4, r11\n\t"
+        "str   r4, [r3, #28]\n\t"
+        "pop   {r3, r4, r5, r6, r7}\n\t"
+        "mov   r8, r4\n\t"
+        "mov   r9, r5\n\t"
+        "mov   r10, r6\n\t"
+        "mov   r11, r7\n\t"
+        "pop   {r4, r5, r6, r7, pc}\n\t");
 }
 #undef EK_V6M_FC_STEP
+#undef EK_V6M_FC_MAC
 #endif
 
-/* Four output channels of one input row: acc[i] += sum_k x[k] * w_i[k] over k values (x raw
- * int8: the input offset is folded into the bias). w: per group of four k, the four channels' four
- * weights in natural order, so SXTB16 pairs (w0, w2) / (w1, w3) meet the same pairs of x. */
-static inline void ek_qfc_dot4(const int8_t *x, const int8_t *w, int32_t k, int32_t acc[4])
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t i = 0;
 #ifdef EK_QCONV_DSP
-    const int32_t k4 = k & ~3;
-    if (k4 > 0) {
-        /* Hand-scheduled: per four inputs (16 MACs) one LDR and two SXTB16 of x, two LDRD and
-         * eight SXTB16 of weights, eight SMLAD, two loop instructions. */
-        const int8_t *xp = x;
-        const int8_t *const xend = x + k4;
-        uint32_t xw, x02, x13, w0, w1, t;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldr    %[xw], [%[xp]], #4\n\t"
-            "sxtb16 %[x02], %[xw]\n\t"
-            "sxtb16 %[x13], %[xw], ror #8\n\t"
-            "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "smlad  %[a0], %[t], %[x02], %[a0]\n\t"
-            "sxtb16 %[t], %[w0], ror #8\n\t"
-            "smlad  %[a0], %[t], %[x13], %[a0]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "smlad  %[a1], %[t], %[x02], %[a1]\n\t"
-            "sxtb16 %[t], %[w1], ror #8\n\t"
-            "smlad  %[a1], %[t], %[x13], %[a1]\n\t"
-            "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "smlad  %[a2], %[t], %[x02], %[a2]\n\t"
-            "sxtb16 %[t], %[w0], ror #8\n\t"
-            "smlad  %[a2], %[t], %[x13], %[a2]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "smlad  %[a3], %[t], %[x02], %[a3]\n\t"
-            "sxtb16 %[t], %[w1], ror #8\n\t"
-            "smlad  %[a3], %[t], %[x13], %[a3]\n\t"
-            "cmp    %[xp], %[xend]\n\t"
-            "bne    1b\n\t"
-            : [xp] "+r"(xp), [wp] "+r"(w), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
-              [xw] "=&r"(xw), [x02] "=&r"(x02), [x13] "=&r"(x13), [w0] "=&r"(w0), [w1] "=&r"(w1),
-              [t] "=&r"(t)
-            : [xend] "r"(xend)
-            : "cc", "memory");
-        i = k4;
-    }
-#elif defined(EK_QCONV_V6M)
-    if (k >= 4) {
-        int32_t v[4] = {a0, a1, a2, a3};
-        i = k & ~3;
-        ek_qfc_dot4_v6m(x, w, x + i, v);
-        a0 = v[0], a1 = v[1], a2 = v[2], a3 = v[3];
-        w += 4 * i;
-    }
-#else
-    for (; i + 4 <= k; i += 4, w += 16) {
-        const int32_t x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-        a0 += x0 * w[0] + x1 * w[1] + x2 * w[2] + x3 * w[3];
-        a1 += x0 * w[4] + x1 * w[5] + x2 * w[6] + x3 * w[7];
-        a2 += x0 * w[8] + x1 * w[9] + x2 * w[10] + x3 * w[11];
-        a3 += x0 * w[12] + x1 * w[13] + x2 * w[14] + x3 * w[15];
-    }
-#endif
-    for (int32_t t = 0; i < k; i++, t++) { /* the last k % 4 values: x is not read past its end */
-        a0 += x[i] * w[t];
-        a1 += x[i] * w[4 + t];
-        a2 += x[i] * w[8 + t];
-        a3 += x[i] * w[12 + t];
-    }
+/* Four of the eight features (w points at their first weight) over k4 > 0 inputs. Per four inputs
+ * (16 MACs): one LDR and two SXTB16 of x, two LDRD and eight UXTB16 of weights, eight SMLAD, two
+ * loop instructions. The weights of a feature are in natural order, so UXTB16 pairs (u0, u2) /
+ * (u1, u3) meet the same pairs of x; the second LDRD skips the other four features' 16 bytes. */
+static inline void ek_qfc_dot4_dsp(const int8_t *x, const uint8_t *w, int32_t k4, uint32_t acc[4])
+{
+    uint32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *xp = x;
+    const int8_t *const xend = x + k4;
+    uint32_t xw, x02, x13, w0, w1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr    %[xw], [%[xp]], #4\n\t"
+        "sxtb16 %[x02], %[xw]\n\t"
+        "sxtb16 %[x13], %[xw], ror #8\n\t"
+        "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
+        "uxtb16 %[t], %[w0]\n\t"
+        "smlad  %[a0], %[t], %[x02], %[a0]\n\t"
+        "uxtb16 %[t], %[w0], ror #8\n\t"
+        "smlad  %[a0], %[t], %[x13], %[a0]\n\t"
+        "uxtb16 %[t], %[w1]\n\t"
+        "smlad  %[a1], %[t], %[x02], %[a1]\n\t"
+        "uxtb16 %[t], %[w1], ror #8\n\t"
+        "smlad  %[a1], %[t], %[x13], %[a1]\n\t"
+        "ldrd   %[w0], %[w1], [%[wp]], #24\n\t"
+        "uxtb16 %[t], %[w0]\n\t"
+        "smlad  %[a2], %[t], %[x02], %[a2]\n\t"
+        "uxtb16 %[t], %[w0], ror #8\n\t"
+        "smlad  %[a2], %[t], %[x13], %[a2]\n\t"
+        "uxtb16 %[t], %[w1]\n\t"
+        "smlad  %[a3], %[t], %[x02], %[a3]\n\t"
+        "uxtb16 %[t], %[w1], ror #8\n\t"
+        "smlad  %[a3], %[t], %[x13], %[a3]\n\t"
+        "cmp    %[xp], %[xend]\n\t"
+        "bne    1b\n\t"
+        : [xp] "+r"(xp), [wp] "+r"(w), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+          [xw] "=&r"(xw), [x02] "=&r"(x02), [x13] "=&r"(x13), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [t] "=&r"(t)
+        : [xend] "r"(xend)
+        : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+#endif
 
-void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
+/* Eight output features of one input row: acc[f] += sum_k x[k] * u_f[k] over k values. w: per group
+ * of four k, the eight features' four weights in natural order (32 bytes). */
+static inline void ek_qfc_dot8(const int8_t *x, const uint8_t *w, int32_t k, uint32_t acc[8])
+{
+    int32_t i = k & ~3, f;
+    if (i > 0) {
+#if defined(EK_QCONV_DSP)
+        ek_qfc_dot4_dsp(x, w, i, acc);
+        ek_qfc_dot4_dsp(x, w + 16, i, acc + 4);
+#elif defined(EK_QCONV_V6M)
+        ek_qfc_dot8_v6m(x, w, x + i, acc);
+#else
+        int32_t j;
+        for (j = 0; j < i; j += 4) {
+            const uint32_t x0 = (uint32_t)x[j], x1 = (uint32_t)x[j + 1], x2 = (uint32_t)x[j + 2],
+                           x3 = (uint32_t)x[j + 3];
+            const uint8_t *g = w + 8 * j;
+            for (f = 0; f < 8; f++) {
+                acc[f] += x0 * g[4 * f] + x1 * g[4 * f + 1] + x2 * g[4 * f + 2] + x3 * g[4 * f + 3];
+            }
+        }
+#endif
+    }
+    w += 8 * i;
+    for (int32_t t = 0; i < k; i++, t++) { /* the last k % 4 values: x is not read past its end */
+        for (f = 0; f < 8; f++) {
+            acc[f] += (uint32_t)x[i] * w[4 * f + t];
+        }
+    }
+}
+
+/* sum_k x[k] (the offset-binary correction of one input row) */
+static int32_t ek_qsum_s8(const int8_t *x, int32_t k)
+{
+    int32_t sum = 0, i = 0;
+#ifdef EK_QCONV_DSP
+    const uint32_t ones = 0x00010001u;
+    for (; i + 4 <= k; i += 4) {
+        uint32_t w, t;
+        memcpy(&w, x + i, sizeof w);
+        __asm__("sxtb16 %[t], %[w]\n\t"
+                "smlad  %[s], %[t], %[ones], %[s]\n\t"
+                "sxtb16 %[t], %[w], ror #8\n\t"
+                "smlad  %[s], %[t], %[ones], %[s]\n\t"
+                : [s] "+r"(sum), [t] "=&r"(t)
+                : [w] "r"(w), [ones] "r"(ones));
+    }
+#endif
+    for (; i < k; i++) {
+        sum += x[i];
+    }
+    return sum;
+}
+
+void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const uint8_t *weights, const int32_t *bias,
                const int32_t *multiplier, const int32_t *shift, int8_t *output)
 {
     const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max, NULL, NULL, output};
+    /* locals: the int8 stores could alias *p */
+    const int32_t m = p->m, n = p->n, k = p->k, k_pad = p->k_pad;
     int32_t row, c, i;
-    for (row = 0; row < p->m; row++) {
-        const int8_t *x = input + row * p->k;
-        int8_t *y = output + row * p->n;
-        for (c = 0; c < p->n; c += 4) {
-            int32_t acc[4] = {bias[c], bias[c + 1], bias[c + 2], bias[c + 3]};
-            ek_qfc_dot4(x, weights + c * p->k_pad, p->k, acc);
-            for (i = 0; i < 4 && c + i < p->n; i++) {
-                y[c + i] = ek_qout_value(&q, c + i, acc[i]);
+    for (row = 0; row < m; row++) {
+        const int8_t *x = input + row * k;
+        int8_t *y = output + row * n;
+        /* sum x * (u - 128) = sum x * u - 128 * sum x */
+        const uint32_t offset_binary = (uint32_t)ek_qsum_s8(x, k) * 128u;
+        for (c = 0; c < n; c += 8) {
+            uint32_t acc[8];
+            for (i = 0; i < 8; i++) {
+                acc[i] = (uint32_t)bias[c + i] - offset_binary;
+            }
+            ek_qfc_dot8(x, weights + c * k_pad, k, acc);
+            const int32_t count = n - c < 8 ? n - c : 8;
+            for (i = 0; i < count; i++) {
+                y[c + i] = ek_qout_value(&q, c + i, (int32_t)acc[i]);
             }
         }
     }

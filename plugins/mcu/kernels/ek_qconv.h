@@ -18,10 +18,11 @@
  *    k_pad = ek_qconv_k_pad(K)), channel a's four then channel b's four, each permuted
  *    [w0 w2 w1 w3]. Depthwise convs keep the ONNX order [c][ky][kx].
  *  - bias: int32 [out_c] (scale in_scale * weight_scale[c]), never NULL (zeros when absent).
- *  - Fully connected (ek_qfc_s8): no scratch; output features in quads (zero features complete the
- *    last one, bias and requantization arrays padded alike), per quad and group of four k the four
- *    features' four weights in natural order; the bias has the input offset folded in
- *    (bias + input_offset * sum_k w), so the kernel reads the int8 input as it is.
+ *  - Fully connected (ek_qfc_s8): no scratch; weights offset-binary (uint8 u = w + 128, so no
+ *    kernel path sign-extends a weight), output features in octets (zero features, u = 128,
+ *    complete the last one; bias and requantization arrays padded alike), per octet and group of
+ *    four k the eight features' four weights in natural order; the bias has the input offset folded
+ *    in (bias + input_offset * sum_k w), so the kernel reads the int8 input as it is.
  *  - multiplier/shift: int32 [out_c], the requantization of each output channel.
  *  - scratch: ek_qconv_scratch_bytes / ek_qfc_scratch_bytes bytes, 4-byte aligned.
  */
@@ -86,7 +87,7 @@ void ek_qconv_add_s8(const ek_qconv_add_params *p, const int8_t *input, const in
                      const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                      const int8_t *residual, int8_t *output, void *scratch);
 
-void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
+void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const uint8_t *weights, const int32_t *bias,
                const int32_t *multiplier, const int32_t *shift, int8_t *output);
 
 #ifdef __cplusplus

@@ -55,6 +55,49 @@ void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out
     }
 }
 
+void ek_quantize_f32_s8_search(const ek_quant_params *p, const float *in, const int32_t *thresholds,
+                               int8_t *out)
+{
+    const int32_t size = p->size;
+    const int8_t nan_value = (int8_t)ek_clamp_i32(p->zero_point, -128, 127);
+    int32_t i;
+    for (i = 0; i < size; i++) {
+        union {
+            float f;
+            uint32_t u;
+        } value; /* not memcpy: gcc calls it for ARMv6-M */
+        value.f = in[i];
+        const uint32_t bits = value.u;
+        if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
+            out[i] = nan_value;
+            continue;
+        }
+        /* the float's order as a signed integer: flip the magnitude bits of a negative float */
+        const int32_t key = (int32_t)(bits ^ ((uint32_t)(-(int32_t)(bits >> 31)) >> 1));
+        const int32_t *t = thresholds;
+        /* count the entries <= key: 8 halving steps over 255 sorted entries */
+        if (t[127] <= key) t += 128;
+        if (t[63] <= key) t += 64;
+        if (t[31] <= key) t += 32;
+        if (t[15] <= key) t += 16;
+        if (t[7] <= key) t += 8;
+        if (t[3] <= key) t += 4;
+        if (t[1] <= key) t += 2;
+        if (t[0] <= key) t += 1;
+        out[i] = (int8_t)((t - thresholds) - 128);
+    }
+}
+
+void ek_dequantize_s8_f32_table(const ek_quant_params *p, const int8_t *in, const float *table, float *out)
+{
+    const float *center = table + 128;
+    const int32_t size = p->size;
+    int32_t i;
+    for (i = 0; i < size; i++) {
+        out[i] = center[in[i]];
+    }
+}
+
 void ek_lut_s8(const ek_lut_params *p, const int8_t *in, const int8_t *table, int8_t *out)
 {
     const int8_t *center = table + 128;
