@@ -102,22 +102,26 @@ def _c_value(v, names: Names) -> str:
     return c_float(float(v))
 
 
-def _pointer(name: str, sched: Schedule, names: Names) -> str:
+def _pointer(name: str, sched: Schedule, names: Names, plan: MemoryPlan) -> str:
     root = sched.root(name)
     t = sched.tensors[root]
     if t.kind == "input":
         return f"in_{names.tensors[root]}"
     if t.kind == "output":
         return f"out_{names.tensors[root]}"
+    if name in plan.borrowed:
+        output = plan.borrowed[name][0]
+        return (f"(({sched.tensors[name].ctype} *)(void *)((uint8_t *)out_{names.tensors[output]} + "
+                f"OFFSET_{names.tensors[root]}))")
     return f"{ARENA_MACROS[sched.tensors[name].dtype][0]}(OFFSET_{names.tensors[root]})"
 
 
-def _args(layer: Layer, sched: Schedule, names: Names, params_name: str | None) -> str:
+def _args(layer: Layer, sched: Schedule, names: Names, plan: MemoryPlan, params_name: str | None) -> str:
     parts = [f"&{params_name}"] if params_name else []
     for a in layer.args:
         kind = a[0]
         if kind in ("in", "out"):
-            parts.append(_pointer(a[1], sched, names))
+            parts.append(_pointer(a[1], sched, names, plan))
         elif kind == "const":
             parts.append(names.consts[a[1]])
         elif kind == "null":
@@ -146,6 +150,9 @@ def emit_header(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
              "#define EK_PROFILE_MARK() ((void)0)", "#endif", "#endif", "",
              f"/* Bytes of working memory (tensor arena) one inference needs; the arena must be",
              f" * 4-byte aligned ({P}_ARENA_ALIGN recommended). Inputs/outputs are not in it. */",
+             *([f"/* The output buffers also serve as workspace ({plan.borrowed_bytes} B) during a call:",
+                " * they must not overlap the inputs, and hold the outputs only once it returns 0. */"]
+               if plan.borrowed else []),
              f"#define {P}_ARENA_SIZE {plan.arena_bytes}u", f"#define {P}_ARENA_ALIGN 16u",
              f"#define {P}_NUM_INPUTS {len(sched.inputs)}",
              f"#define {P}_NUM_OUTPUTS {len(sched.outputs)}",
@@ -208,6 +215,10 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         t = sched.tensors[n]
         lines.append(f"#define OFFSET_{names.tensors[n]} {plan.tensor_offsets[n]}u "
                      f"/* {dims_str(t.shape)}, {t.nbytes} B */")
+    for n in sorted({sched.root(n) for n in plan.borrowed}, key=lambda n: (plan.borrowed[n], names.tensors[n])):
+        t, (output, offset) = sched.tensors[n], plan.borrowed[n]
+        lines.append(f"#define OFFSET_{names.tensors[n]} {offset}u /* {dims_str(t.shape)}, {t.nbytes} B, in "
+                     f"the buffer of output '{c_comment(output)}' before it is written */")
     for idx, off in sorted(plan.scratch_offsets.items()):
         lines.append(f"#define SCRATCH_{idx} {off}u /* scratch of layer {idx}, "
                      f"{sched.layers[idx].scratch_bytes} B */")
@@ -243,15 +254,18 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
     checks = ["arena == NULL", "((uintptr_t)arena & 3u) != 0u"] if plan.arena_bytes > 0 else []
     checks += [f"in_{names.tensors[n]} == NULL" for n in sched.inputs]
     checks += [f"out_{names.tensors[n]} == NULL" for n in sched.outputs]
+    # a workspace output holds int8/float tensors that kernels may read a word at a time
+    checks += [f"((uintptr_t)out_{names.tensors[n]} & 3u) != 0u"
+               for n in sorted({output for output, _ in plan.borrowed.values()})]
     lines += [f"    if ({' || '.join(checks)}) {{", "        return -1;", "    }",
               "    EK_PROFILE_MARK();"]
     for i, layer in enumerate(sched.layers):
         lines.append(f"    /* {layer_comment(layer)} */")
         params_name = f"{names.layers[i]}_params" if layer.params_type else None
-        call = f"{layer.function}({_args(layer, sched, names, params_name)});"
+        call = f"{layer.function}({_args(layer, sched, names, plan, params_name)});"
         lists = [a for a in layer.args if a[0] == "in_list"]
         if lists:
-            ptrs = ", ".join(_pointer(n, sched, names) for n in lists[0][1])
+            ptrs = ", ".join(_pointer(n, sched, names, plan) for n in lists[0][1])
             ct = sched.tensors[lists[0][1][0]].ctype
             lines += ["    {", f"        const {ct} *const {names.layers[i]}_inputs[{len(lists[0][1])}] = "
                       f"{{{ptrs}}};", f"        {call}", "    }"]

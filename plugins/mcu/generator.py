@@ -65,11 +65,13 @@ def _write(path: Path, text: str) -> None:
 
 def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_arena: bool = False,
              target_name: str = "", with_kernels: bool = True,
-             with_integration: bool = True, int8_io: bool = False, soft_float: bool = False) -> Generated:
+             with_integration: bool = True, int8_io: bool = False, soft_float: bool = False,
+             output_workspace: bool = True) -> Generated:
+    """``output_workspace``: tensors may use float32 output buffers before they are written."""
     out_dir = Path(out_dir)
     prefix = model_prefix(name)
     sched = lower_model(model, target_name, int8_io, soft_float)
-    mem = plan(sched)
+    mem = plan(sched, borrow_outputs=output_workspace)
     names = emit_c.assign_names(prefix, sched)
     files: dict[str, str] = {
         f"{prefix}.h": emit_c.emit_header(names, sched, mem, static_arena),

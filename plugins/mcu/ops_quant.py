@@ -539,10 +539,11 @@ def lower_dequantize(lw: Lowerer, node: onnx.NodeProto) -> None:
                              "(per-axis and uint8 only for constant weights)")
     count = int(np.prod(lw.shape(out, node), dtype=np.int64))
     layer = qops_layout.dequantize_layer(count, q.pair, lw.soft_float)
-    lw.add(node, layer.family, layer.function, layer.params_type, layer.params,
+    lowered = lw.add(node, layer.family, layer.function, layer.params_type, layer.params,
            [("in", node.input[0]), *_const_args(lw, node, layer), ("out", out)],
            summary=f"{dims_str(lw.shape(out, node))} int8 -> float32"
                    + (f", {layer.summary}" if layer.summary else ""), op="DequantizeLinear")
+    lowered.widens_in_place = True  # both kernels run last to first
 
 
 def lower_quantize(lw: Lowerer, node: onnx.NodeProto) -> None:

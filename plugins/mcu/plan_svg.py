@@ -22,10 +22,12 @@ def render(plan: MemoryPlan, sched: Schedule, title: str) -> str:
            f'viewBox="0 0 {_W} {_H}" font-family="sans-serif" font-size="10">',
            f'<title>{escape(title)}</title>',
            f'<text x="{_LEFT}" y="20" font-size="13">{escape(title)}: arena {plan.arena_bytes} B, '
-           f'lower bound {plan.lower_bound_bytes} B, ratio {plan.ratio:.3f}</text>',
+           f'lower bound {plan.lower_bound_bytes} B, ratio {plan.ratio:.3f}'
+           + (f'; {plan.borrowed_bytes} B more in output buffers before they are written'
+              if plan.borrowed else '') + '</text>',
            f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w:.1f}" height="{plot_h:.1f}" '
            f'fill="none" stroke="#333"/>']
-    for b in sorted(plan.buffers, key=lambda b: b.id):
+    for b in sorted((b for b in plan.buffers if not b.region), key=lambda b: b.id):
         x = _LEFT + b.start * sx
         w = (b.end - b.start + 1) * sx
         y = _TOP + b.offset * sy

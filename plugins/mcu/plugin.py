@@ -4,6 +4,8 @@ toolchain and checked against its budgets.
 
 Options read from ``context.options``: ``name`` (C symbol prefix, default "model"),
 ``static_arena`` (the library defines its arena; pass NULL to ``<name>_run_io``),
+``output_workspace`` (default true: tensors that die before a float32 output is written live in
+that output's buffer instead of the arena),
 ``kernels`` (only "edgekit"), ``ignore_budget`` (report a flash/RAM overrun in ``budget_exceeded`` instead of failing, e.g. to
 run a float model on an emulated board whose memory is larger than the profile's budget)."""
 
@@ -43,7 +45,8 @@ class McuBackend(edgekit.Backend):
         static_arena = bool(context.option("static_arena", False))
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
                        static_arena=static_arena, target_name=target.name,
-                       int8_io=_int8_io(context), soft_float=_soft_float(target))
+                       int8_io=_int8_io(context), soft_float=_soft_float(target),
+                       output_workspace=_flag(context, "output_workspace", True))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         budget_notes: list[str] = []
@@ -83,6 +86,8 @@ class McuBackend(edgekit.Backend):
             "arena_lower_bound_bytes": plan.lower_bound_bytes,
             "arena_ratio": round(plan.ratio, 4),
             "arena_tensor_lower_bound_bytes": plan.tensor_lower_bound_bytes,
+            # tensors kept in float32 output buffers before the outputs are written
+            "output_workspace_bytes": plan.borrowed_bytes,
             "inputs": io(sched.inputs),
             "outputs": io(sched.outputs),
             "layers": [{"index": layer.index, "node": layer.node, "op": layer.op,
@@ -93,6 +98,8 @@ class McuBackend(edgekit.Backend):
             "profile_macro": "EK_PROFILE",
             "code_bytes": measured["code_bytes"],
             "weights_bytes": measured["weights_bytes"],
+            # of which the integer-only float <-> int8 tables of cores without an FPU
+            "boundary_table_bytes": _boundary_table_bytes(sched),
             "memory_plan": MEMORY_PLAN_FILE,
             "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
             "kernel_families": sorted(sched.families),
@@ -110,6 +117,20 @@ def _int8_io(context: edgekit.BuildContext) -> bool:
     if value not in ("float", "int8"):
         raise edgekit.UsageError(f"--option io={value}: expected io=float or io=int8")
     return value == "int8"
+
+
+def _flag(context: edgekit.BuildContext, key: str, default: bool) -> bool:
+    value = context.option(key, default)  # the CLI and TOML already give true/false as bools
+    if not isinstance(value, bool):
+        raise edgekit.UsageError(f"--option {key}={value}: expected {key}=true or {key}=false")
+    return value
+
+
+def _boundary_table_bytes(sched) -> int:
+    from edgekit.plugins.mcu.qops_layout import BOUNDARY_TABLE_FUNCTIONS
+
+    return sum(sched.consts[a[1]].array.nbytes for layer in sched.layers
+               if layer.function in BOUNDARY_TABLE_FUNCTIONS for a in layer.args if a[0] == "const")
 
 
 def _soft_float(target) -> bool:

@@ -109,9 +109,16 @@ def _boundary_layer(function: str, count: int, q: Q, table: tuple[str, np.ndarra
     return QLayer(function, "ek_quant", "ek_quant_params", params, consts=[(role, array)], summary=summary)
 
 
+#: Fewest values for which a core without an FPU takes the integer-only boundary kernels: their
+#: tables (about 1 KB each) then hold no more entries than there are values to convert.
+TABLE_MIN_COUNT = 256
+#: Those kernels: their tables are conversion constants, reported apart from the weights.
+BOUNDARY_TABLE_FUNCTIONS = ("ek_quantize_f32_s8_search", "ek_dequantize_s8_f32_table")
+
+
 def quantize_layer(count: int, y_q: Q, soft_float: bool = False) -> QLayer:
     """float32 -> int8; ``soft_float`` (a core without an FPU): the integer-only binary search."""
-    if soft_float:
+    if soft_float and count >= TABLE_MIN_COUNT:
         return _boundary_layer("ek_quantize_f32_s8_search", count, y_q,
                                ("thresholds", qmath.quantize_thresholds(*y_q), "integer-only search"))
     return _boundary_layer("ek_quantize_f32_s8", count, y_q, None)
@@ -119,7 +126,7 @@ def quantize_layer(count: int, y_q: Q, soft_float: bool = False) -> QLayer:
 
 def dequantize_layer(count: int, x_q: Q, soft_float: bool = False) -> QLayer:
     """int8 -> float32; ``soft_float`` (a core without an FPU): a 256-entry table."""
-    if soft_float:
+    if soft_float and count >= TABLE_MIN_COUNT:
         return _boundary_layer("ek_dequantize_s8_f32_table", count, x_q,
                                ("table", qmath.dequantize_table(*x_q), "256-entry table"))
     return _boundary_layer("ek_dequantize_s8_f32", count, x_q, None)

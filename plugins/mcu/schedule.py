@@ -90,6 +90,9 @@ class Layer:
     macs: int = 0
     scratch_bytes: int = 0
     inplace: tuple[str, str] | None = None  # (output, input) the planner may put in one buffer
+    # the kernel reads element i before writing output element i, last to first, so its (narrower)
+    # input may start at the output's first byte
+    widens_in_place: bool = False
     index: int = -1
 
     @property

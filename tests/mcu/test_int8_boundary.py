@@ -82,3 +82,9 @@ def test_soft_float_boundary_is_exact_under_sanitizers(tmp_path, scale, zero_poi
 def test_fpu_targets_keep_the_float_kernels(tmp_path):
     gen = generate(_qdq_model(0.05, 3, 16), tmp_path, name="qdq", with_integration=False)
     assert [layer.function for layer in gen.schedule.layers] == ["ek_quantize_f32_s8", "ek_dequantize_s8_f32"]
+
+
+def test_few_values_keep_the_float_kernels_without_an_fpu(tmp_path):
+    """Ten outputs do not pay for a 1 KB table: soft float is used there."""
+    gen = generate(_qdq_model(0.05, 3, 10), tmp_path, name="qdq", with_integration=False, soft_float=True)
+    assert [layer.function for layer in gen.schedule.layers] == ["ek_quantize_f32_s8", "ek_dequantize_s8_f32"]

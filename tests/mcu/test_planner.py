@@ -37,17 +37,23 @@ def _live_ranges(sched):
 
 def assert_no_live_overlap(sched, mem):
     ranges, root = _live_ranges(sched)
-    arena = {n: (mem.tensor_offsets[n], mem.tensor_offsets[n] + sched.tensors[n].nbytes)
-             for n in mem.tensor_offsets}
-    for off in list(arena.values()) + [(o, o) for o in mem.scratch_offsets.values()]:
-        assert off[0] % 16 == 0 and off[1] <= mem.arena_bytes
-    names = sorted(arena)
+    # every planned tensor: (region, first byte, end byte); region "" is the arena, else the output
+    # whose buffer holds the tensor before that output is written
+    placed = {n: ("", mem.tensor_offsets[n], mem.tensor_offsets[n] + sched.tensors[n].nbytes)
+              for n in mem.tensor_offsets}
+    placed.update({n: (out, off, off + sched.tensors[n].nbytes) for n, (out, off) in mem.borrowed.items()})
+    for region, lo, hi in placed.values():
+        limit = sched.tensors[region].nbytes if region else mem.arena_bytes
+        assert lo % 16 == 0 and hi <= limit, f"a tensor does not fit in {region or 'the arena'}"
+    for off in mem.scratch_offsets.values():
+        assert off % 16 == 0 and off <= mem.arena_bytes
+    names = sorted(placed)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             if root(a) == root(b):
                 continue  # a view of the same bytes
-            (a0, a1), (b0, b1) = arena[a], arena[b]
-            if a1 <= b0 or b1 <= a0:
+            (ra, a0, a1), (rb, b0, b1) = placed[a], placed[b]
+            if ra != rb or a1 <= b0 or b1 <= a0:
                 continue
             (sa, ea), (sb, eb) = ranges[a], ranges[b]
             if ea < sb or eb < sa:
@@ -60,10 +66,24 @@ def assert_no_live_overlap(sched, mem):
                 f"tensors '{a}' and '{b}' overlap while both live (step {step})"
     for idx, off in mem.scratch_offsets.items():
         size = sched.layers[idx].scratch_bytes
-        for n, (t0, t1) in arena.items():
+        for n, (region, t0, t1) in placed.items():
             s, e = ranges[n]
-            if s <= idx <= e:
+            if not region and s <= idx <= e:
                 assert t1 <= off or off + size <= t0, f"scratch of layer {idx} overlaps '{n}'"
+    first_write = {}
+    for layer in sched.layers:
+        for n in layer.outputs:
+            first_write.setdefault(root(n), layer.index)
+    for name, (output, offset) in mem.borrowed.items():
+        # an output's buffer is free only before its first write, except for the input that
+        # write widens into it from offset 0 (a kernel that runs last to first)
+        out = sched.tensors[output]
+        assert out.kind == "output" and out.dtype == "float32"
+        step = first_write[output]
+        writer = sched.layers[step]
+        widened = writer.widens_in_place and root(writer.inputs[0]) == root(name)
+        assert ranges[name][1] < step or (widened and offset == 0 and ranges[name][1] == step), \
+            f"'{name}' is still live when output '{output}' is written (step {step})"
 
 
 @pytest.mark.parametrize("path", [RESNET8, AUTOENCODER])
@@ -139,4 +159,28 @@ def test_overlap_checker_catches_a_corrupted_plan():
     for name in mem.tensor_offsets:
         mem.tensor_offsets[name] = 0
     with pytest.raises(AssertionError, match="overlap"):
+        assert_no_live_overlap(sched, mem)
+
+
+def test_output_buffer_serves_as_workspace_before_it_is_written():
+    """The autoencoder's hidden layers die before the last layer writes the 640-float output, so
+    they live in that buffer: the arena keeps only the last hidden layer (512 B, not 1,024 B)."""
+    sched = lower_model(onnx.load(str(AUTOENCODER)))
+    mem = plan(sched)
+    alone = plan(sched, borrow_outputs=False)
+    assert_no_live_overlap(sched, mem)
+    assert alone.arena_bytes == 1024 and not alone.borrowed
+    assert mem.arena_bytes == 512 and mem.lower_bound_bytes == 512
+    # two 128-float hidden layers live at once, and the 8-float bottleneck: 1,056 of the output's 2,560 B
+    assert mem.borrowed_bytes == 2 * 512 + 32
+    assert {output for output, _ in mem.borrowed.values()} == {sched.outputs[0]}
+
+
+def test_overlap_checker_catches_a_corrupted_borrowed_tensor():
+    sched = lower_model(onnx.load(str(AUTOENCODER)))
+    mem = plan(sched)
+    name = max(mem.borrowed, key=lambda n: sched.tensors[n].nbytes)
+    output = mem.borrowed[name][0]
+    mem.borrowed[name] = (output, sched.tensors[output].nbytes)  # past the end of the output
+    with pytest.raises(AssertionError, match="does not fit in Identity"):
         assert_no_live_overlap(sched, mem)

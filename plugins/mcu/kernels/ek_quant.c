@@ -50,7 +50,7 @@ void ek_dequantize_s8_f32(const ek_quant_params *p, const int8_t *in, float *out
     const int32_t size = p->size, zero_point = p->zero_point;
     const float scale = p->scale;
     int32_t i;
-    for (i = 0; i < size; i++) {
+    for (i = size - 1; i >= 0; i--) { /* last to first: see ek_quant.h */
         out[i] = (float)(in[i] - zero_point) * scale;
     }
 }
@@ -93,7 +93,7 @@ void ek_dequantize_s8_f32_table(const ek_quant_params *p, const int8_t *in, cons
     const float *center = table + 128;
     const int32_t size = p->size;
     int32_t i;
-    for (i = 0; i < size; i++) {
+    for (i = size - 1; i >= 0; i--) { /* last to first: see ek_quant.h */
         out[i] = center[in[i]];
     }
 }

@@ -4,7 +4,9 @@
  * saturated); ek_dequantize_s8_f32 is DequantizeLinear. ek_lut_s8 maps every int8 value through a
  * 256-entry table built at build time: any element-wise op between a DequantizeLinear and a
  * QuantizeLinear (Sigmoid, Tanh, HardSwish, a standalone Relu/Clip, a change of scale) is exactly
- * such a table. The LUT may run in place (out == in).
+ * such a table. The LUT may run in place (out == in). Both DequantizeLinear kernels run from the
+ * last value to the first, so their int8 input may occupy the first bytes of their float output
+ * (the planner puts it there when the output buffer serves as workspace).
  *
  * Cores without an FPU take the integer-only forms, which compute the same values: a float takes
  * 100-600 instructions of soft-float division or multiplication there.
