@@ -106,3 +106,17 @@ def test_ignore_budget_reports_instead_of_failing(tmp_path):
 def test_unknown_kernel_library_is_a_usage_error():
     with pytest.raises(edgekit.UsageError, match="--kernels 'tvm'"):
         McuBackend().check(onnx.load(str(AUTOENCODER)), _context(_target("cortex-m4"), kernels="tvm"))
+
+
+def test_output_workspace_option_keeps_tensors_out_of_the_output_buffer(tmp_path):
+    model = onnx.load(str(AUTOENCODER))
+    default = McuBackend().build(model, _context(_target("cortex-m4")), tmp_path / "default").metadata
+    alone = McuBackend().build(model, _context(_target("cortex-m4"), output_workspace=False),
+                               tmp_path / "alone").metadata
+    assert (default["arena_bytes"], default["output_workspace_bytes"]) == (512, 1056)
+    assert (alone["arena_bytes"], alone["output_workspace_bytes"]) == (1024, 0)
+    header = (tmp_path / "default" / "model.h").read_text()
+    assert "The output buffers also serve as workspace (1056 B)" in header
+    assert "workspace" not in (tmp_path / "alone" / "model.h").read_text()
+    with pytest.raises(edgekit.UsageError, match="output_workspace=true or output_workspace=false"):
+        McuBackend().build(model, _context(_target("cortex-m4"), output_workspace="maybe"), tmp_path / "bad")
