@@ -5,8 +5,10 @@ Prints per model and core: instructions per inference (and per MAC), the ratio t
 (M4) and to CMSIS-NN's count on the same board (../shared/notes/anchor-figures.md, gcc 12.2 -O2),
 per layer type; int8 weights and arena against the float32 build's and TFLite Micro's activation
 arena; output SQNR and top-1 agreement against the float model; the exact-match ratio against
-onnxruntime running the same QDQ model. ResNet-8 is calibrated on seeded random inputs, the
-autoencoder on its 40 real frames (ad_sample_input_f32.bin). Instructions, not cycles.
+onnxruntime running the same QDQ model. ResNet-8 is calibrated on 64 real-image 32x32 crops and its
+accuracy measured on 64 others, disjoint from them (examples/quantize/images.py: photos that
+matplotlib and scikit-image ship; no CIFAR-10 offline); the autoencoder is calibrated and measured
+on its 40 real frames (ad_sample_input_f32.bin). Instructions, not cycles.
 
     .venv/bin/python benchmarks/mcu_int8.py [--targets cortex-m4,cortex-m0plus]
 """
@@ -24,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models" / "mlperf-tiny"
+IMAGES = REPO / "examples" / "quantize" / "images.py"
 AE_FRAMES = MODELS / "ad_sample_input_f32.bin"
 # CMSIS-NN instructions per inference on the same boards (gcc -O2) and per layer type (M4, M0+).
 CMSIS = {
@@ -51,26 +54,27 @@ def layer_type(layer: dict) -> str:
             "QMatMul": "fully connected", "QSoftmax": "softmax"}.get(op, "boundary/other")
 
 
-def build(model: Path, target: str, out: Path, quantize: bool, calibration: Path | None) -> dict:
+def build(model: Path, target: str, out: Path, quantize: bool, options: dict | None = None) -> dict:
     from edgekit.build import BuildRequest, build as edgekit_build
     from edgekit.registry import default_registry
 
-    options = {"calibration": str(calibration)} if calibration else {}
     return edgekit_build(BuildRequest(model=str(model), target=target, output=out, run=True, verify_samples=4,
-                                      quantize="int8" if quantize else None, options=options),
+                                      quantize="int8" if quantize else None, options=options or {}),
                          default_registry())
 
 
 def measure(name: str, targets: list[str], work: Path) -> list[dict]:
     model = MODELS / f"{name}.onnx"
-    calibration = None
     if name == "ad_autoencoder":
-        calibration = work / "ae_frames.npy"
-        np.save(calibration, np.fromfile(AE_FRAMES, dtype="<f4").reshape(40, 1, 640))
+        frames = work / "ae_frames.npy"
+        np.save(frames, np.fromfile(AE_FRAMES, dtype="<f4").reshape(40, 1, 640))
+        options = {"calibration": str(frames)}
+    else:
+        options = {"calibration": f"{IMAGES}:cifar_like", "validation": f"{IMAGES}:validation"}
     results = []
-    float_m4 = build(model, "cortex-m4", work / f"{name}-f32", False, None)
+    float_m4 = build(model, "cortex-m4", work / f"{name}-f32", False)
     for target in targets:
-        report = build(model, target, work / f"{name}-{target}", True, calibration)
+        report = build(model, target, work / f"{name}-{target}", True, options)
         backend, run, q = report["backend"], report["run"], report["quantization"]
         per_layer = run["measurements"].get("instructions_per_layer", [])
         kinds: dict[str, int] = defaultdict(int)
@@ -87,6 +91,7 @@ def measure(name: str, targets: list[str], work: Path) -> list[dict]:
             "code_bytes": backend["code_bytes"], "exact_ratio": run.get("exact_ratio", {}),
             "max_abs_error": run["max_abs_error"], "output_sqnr_db": q["output_sqnr_db"],
             "top1_agreement": q["top1_agreement"], "calibration": q["calibration"],
+            "validation": q["validation"],
         })
     return results
 
@@ -118,7 +123,8 @@ def main() -> None:
                       f"{r['arena_lower_bound_bytes']:,})")
                 print(f"library code            -Os {r['code_bytes']['Os']:,} B  -O2 {r['code_bytes']['O2']:,} B")
                 print(f"output SQNR vs float    {r['output_sqnr_db']} dB   top-1 agreement {r['top1_agreement']}"
-                      f"   (calibration {r['calibration']['data']}, {r['calibration']['samples']} samples)")
+                      f"   (calibration {Path(r['calibration']['data']).name}, {r['calibration']['samples']} samples;"
+                      f" measured on {Path(r['validation']).name})")
                 print(f"vs onnxruntime (QDQ)    exact {r['exact_ratio']}   max abs error {r['max_abs_error']:.3g}")
     if args.json:
         args.json.write_text(json.dumps(everything, indent=2))
