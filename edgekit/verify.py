@@ -127,6 +127,39 @@ class Comparison:
         return not self.mismatch and self.worst_excess <= 0.0
 
 
+#: Opset the onnx reference evaluator implements Q/DQ at (it has no opset-13 QuantizeLinear).
+_REFERENCE_OPSET = 21
+
+
+def run_float64(model: onnx.ModelProto, inputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]] | None:
+    """The model evaluated in float64 by onnx's reference evaluator, float32 constants and inputs
+    widened. For a QDQ model this is its exact arithmetic: float32 round-off, which onnxruntime's
+    float kernels carry through every layer, is 2^29 times smaller here and no longer moves values
+    to a neighbouring quantization step. None when the evaluator cannot run the model."""
+    import onnx
+    from onnx import numpy_helper, version_converter
+    from onnx.reference import ReferenceEvaluator
+
+    wide = onnx.ModelProto()
+    wide.CopyFrom(model)
+    try:
+        opset = max((o.version for o in wide.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        if opset < _REFERENCE_OPSET:  # before widening: the converter re-infers float32 types
+            wide = version_converter.convert_version(wide, _REFERENCE_OPSET)
+        del wide.graph.value_info[:]  # recorded float32 types that no longer hold
+        for init in wide.graph.initializer:
+            array = numpy_helper.to_array(init)
+            if array.dtype == np.float32:
+                init.CopyFrom(numpy_helper.from_array(array.astype(np.float64), init.name))
+        evaluator = ReferenceEvaluator(wide)
+        names = [o.name for o in wide.graph.output]
+        return [dict(zip(names, evaluator.run(None, {k: v.astype(np.float64) if v.dtype == np.float32 else v
+                                                     for k, v in feeds.items()})))
+                for feeds in inputs]
+    except Exception:  # an op or attribute the evaluator or the converter lacks: no such reference
+        return None
+
+
 def quantized_outputs(model: onnx.ModelProto) -> dict[str, float]:
     """Graph outputs that a per-tensor DequantizeLinear produces, with their quantization step.
 

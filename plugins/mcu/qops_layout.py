@@ -90,13 +90,13 @@ def qsoftmax_layer(shape, axis: int, x_q: Q, y_q: Q) -> QLayer:
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     if shape[axis] > 32767:
         raise ValueError("softmax axis longer than 32767")
-    table = np.rint(65536.0 * np.exp(-np.float64(x_q[0]) * np.arange(256))).astype(np.int32)
+    table = np.rint(2.0 ** 30 * np.exp(-np.float64(x_q[0]) * np.arange(256))).astype(np.int32)
     params = {"outer": outer, "axis": shape[axis], "inner": inner,
               "inv_scale_q16": int(round(65536.0 / y_q[0])), "output_offset": int(y_q[1])}
     if not 0 < params["inv_scale_q16"] < (1 << 31):
         raise ValueError(f"softmax output scale {y_q[0]} is out of range")
     return QLayer("ek_qsoftmax_s8", "ek_qsoftmax", "ek_qsoftmax_params", params,
-                  consts=[("exp_q16", table)], summary=f"axis {axis}")
+                  consts=[("exp_q30", table)], summary=f"axis {axis}")
 
 
 def _boundary_layer(function: str, count: int, q: Q, table: tuple[str, np.ndarray, str] | None) -> QLayer:
