@@ -63,6 +63,16 @@ def build(model: Path, target: str, out: Path, quantize: bool, options: dict | N
                          default_registry())
 
 
+def arena_without_workspace(out: Path, target: str) -> int:
+    """The arena of the same build with option output_workspace=false (every tensor in the arena)."""
+    import onnx
+
+    from edgekit.plugins.mcu.generator import lower_model
+    from edgekit.plugins.mcu.planner import plan
+
+    return plan(lower_model(onnx.load(out / "reference.onnx"), target), borrow_outputs=False).arena_bytes
+
+
 def measure(name: str, targets: list[str], work: Path) -> list[dict]:
     model = MODELS / f"{name}.onnx"
     if name == "ad_autoencoder":
@@ -88,6 +98,12 @@ def measure(name: str, targets: list[str], work: Path) -> list[dict]:
             "weights_bytes": backend["weights_bytes"], "float_weights_bytes": float_m4["backend"]["weights_bytes"],
             "arena_bytes": backend["arena_bytes"], "float_arena_bytes": float_m4["backend"]["arena_bytes"],
             "arena_lower_bound_bytes": backend["arena_lower_bound_bytes"],
+            "output_workspace_bytes": backend["output_workspace_bytes"],
+            "float_output_workspace_bytes": float_m4["backend"]["output_workspace_bytes"],
+            "arena_without_workspace_bytes": arena_without_workspace(work / f"{name}-{target}", target),
+            "float_arena_without_workspace_bytes": arena_without_workspace(work / f"{name}-f32", "cortex-m4"),
+            "boundary_table_bytes": backend["boundary_table_bytes"],
+            "exact_ratio_float64": run.get("exact_ratio_float64", {}),
             "code_bytes": backend["code_bytes"], "exact_ratio": run.get("exact_ratio", {}),
             "max_abs_error": run["max_abs_error"], "output_sqnr_db": q["output_sqnr_db"],
             "top1_agreement": q["top1_agreement"], "calibration": q["calibration"],
@@ -117,15 +133,21 @@ def main() -> None:
                     ref = CMSIS_LAYERS[name].get(kind)
                     ratio = f"  vs CMSIS-NN {count / ref[core]:.3f}x" if ref else ""
                     print(f"    {kind:<16} {count:>12,}{ratio}")
-                print(f"weights                 {r['weights_bytes']:>12,} B  ({r['weights_bytes'] / r['float_weights_bytes']:.3f}x float32)")
-                print(f"arena                   {r['arena_bytes']:>12,} B  ({r['arena_bytes'] / r['float_arena_bytes']:.3f}x float32, "
-                      f"{r['arena_bytes'] / TFLM_ARENA[name]:.3f}x TFLite Micro's activations, lower bound "
-                      f"{r['arena_lower_bound_bytes']:,})")
+                weights = r['weights_bytes'] - r['boundary_table_bytes']
+                print(f"weights                 {weights:>12,} B  ({weights / r['float_weights_bytes']:.3f}x float32)"
+                      f"  + {r['boundary_table_bytes']:,} B of integer-only boundary tables")
+                print(f"arena                   {r['arena_bytes']:>12,} B  (float32 {r['float_arena_bytes']:,} B; "
+                      f"lower bound {r['arena_lower_bound_bytes']:,}); output buffer as workspace "
+                      f"{r['output_workspace_bytes']:,} B (float32 {r['float_output_workspace_bytes']:,} B)")
+                alone, float_alone = r['arena_without_workspace_bytes'], r['float_arena_without_workspace_bytes']
+                print(f"arena, all in the arena {alone:>12,} B  ({alone / float_alone:.3f}x float32's {float_alone:,} B, "
+                      f"{alone / TFLM_ARENA[name]:.3f}x TFLite Micro's activations)")
                 print(f"library code            -Os {r['code_bytes']['Os']:,} B  -O2 {r['code_bytes']['O2']:,} B")
                 print(f"output SQNR vs float    {r['output_sqnr_db']} dB   top-1 agreement {r['top1_agreement']}"
                       f"   (calibration {Path(r['calibration']['data']).name}, {r['calibration']['samples']} samples;"
                       f" measured on {Path(r['validation']).name})")
-                print(f"vs onnxruntime (QDQ)    exact {r['exact_ratio']}   max abs error {r['max_abs_error']:.3g}")
+                print(f"vs onnxruntime (QDQ)    exact {r['exact_ratio']}   max abs error {r['max_abs_error']:.3g}"
+                      f"   vs the exact (float64) QDQ arithmetic: exact {r['exact_ratio_float64']}")
     if args.json:
         args.json.write_text(json.dumps(everything, indent=2))
 

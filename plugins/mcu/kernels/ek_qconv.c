@@ -586,15 +586,18 @@ static inline void ek_qfc_dot4_dsp(const int8_t *x, const uint8_t *w, int32_t k4
 }
 #endif
 
-/* Eight output features of one input row: acc[f] += sum_k x[k] * u_f[k] over k values. w: per group
- * of four k, the eight features' four weights in natural order (32 bytes). */
-static inline void ek_qfc_dot8(const int8_t *x, const uint8_t *w, int32_t k, uint32_t acc[8])
+/* Up to eight output features of one input row: acc[f] += sum_k x[k] * u_f[k] over k values for f
+ * < features (the DSP path skips a last quad that is only padding). w: per group of four k, the
+ * eight features' four weights in natural order (32 bytes). */
+static inline void ek_qfc_dot8(const int8_t *x, const uint8_t *w, int32_t k, uint32_t acc[8], int32_t features)
 {
     int32_t i = k & ~3, f;
     if (i > 0) {
 #if defined(EK_QCONV_DSP)
         ek_qfc_dot4_dsp(x, w, i, acc);
-        ek_qfc_dot4_dsp(x, w + 16, i, acc + 4);
+        if (features > 4) {
+            ek_qfc_dot4_dsp(x, w + 16, i, acc + 4);
+        }
 #elif defined(EK_QCONV_V6M)
         ek_qfc_dot8_v6m(x, w, x + i, acc);
 #else
@@ -603,7 +606,7 @@ static inline void ek_qfc_dot8(const int8_t *x, const uint8_t *w, int32_t k, uin
             const uint32_t x0 = (uint32_t)x[j], x1 = (uint32_t)x[j + 1], x2 = (uint32_t)x[j + 2],
                            x3 = (uint32_t)x[j + 3];
             const uint8_t *g = w + 8 * j;
-            for (f = 0; f < 8; f++) {
+            for (f = 0; f < features; f++) {
                 acc[f] += x0 * g[4 * f] + x1 * g[4 * f + 1] + x2 * g[4 * f + 2] + x3 * g[4 * f + 3];
             }
         }
@@ -611,7 +614,7 @@ static inline void ek_qfc_dot8(const int8_t *x, const uint8_t *w, int32_t k, uin
     }
     w += 8 * i;
     for (int32_t t = 0; i < k; i++, t++) { /* the last k % 4 values: x is not read past its end */
-        for (f = 0; f < 8; f++) {
+        for (f = 0; f < features; f++) {
             acc[f] += (uint32_t)x[i] * w[4 * f + t];
         }
     }
@@ -657,8 +660,8 @@ void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const uint8_t *weigh
             for (i = 0; i < 8; i++) {
                 acc[i] = (uint32_t)bias[c + i] - offset_binary;
             }
-            ek_qfc_dot8(x, weights + c * k_pad, k, acc);
             const int32_t count = n - c < 8 ? n - c : 8;
+            ek_qfc_dot8(x, weights + c * k_pad, k, acc, count);
             for (i = 0; i < count; i++) {
                 y[c + i] = ek_qout_value(&q, c + i, (int32_t)acc[i]);
             }
