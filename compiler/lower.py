@@ -11,6 +11,7 @@ runtime. The kernels are TIR PrimFuncs built by LLVM into one object with packed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,41 @@ def build_kernels(mod, target, obj: Path) -> None:
     with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
         executable = tvm.compile(kernel_module(mod), target=target)
     executable.mod.write_to_file(str(obj))
+
+
+_WORKSPACE_ALLOC = re.compile(r"TVMBackendAllocWorkspace\(\s*\d+,\s*\w+,\s*T\.uint64\((\d+)\)")
+
+
+def workspace_allocations(mod, target) -> dict[str, list[int]]:
+    """Bytes of every workspace allocation each kernel makes per call, in order.
+
+    Technique: the kernels are lowered exactly as ``build_kernels`` compiles them (the target's
+    TIR pipeline, then the host finalization that turns buffers of ``kMaxStackAlloca`` bytes or
+    more into ``TVMBackendAllocWorkspace`` calls) and those calls are read from the lowered TIR.
+    The kernels allocate and free them last in, first out, so the sum bounds what one call needs
+    at once. A size that is not a constant is a BuildError: the arena must be planned statically."""
+    import importlib
+
+    import tvm
+
+    build_module = importlib.import_module("tvm.tirx.build")  # the module, not tvm.tirx.build()
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        lowered = tvm.tirx.transform.BindTarget(target.with_host(target))(kernel_module(mod))
+        pipeline, finalize_host, _ = tvm.tirx.get_default_tir_pipeline(target)
+        host, _ = build_module.split_host_device_mods(pipeline(lowered))
+        host = finalize_host()(host)
+    sizes: dict[str, list[int]] = {}
+    for gv, func in host.functions.items():
+        text = func.script()
+        calls = text.count("TVMBackendAllocWorkspace(")
+        found = [int(n) for n in _WORKSPACE_ALLOC.findall(text)]
+        if len(found) != calls:
+            raise edgekit.BuildError(f"TVM kernel '{gv.name_hint}' allocates workspace of a size known only "
+                                     "at run time; the static arena cannot hold it")
+        name = gv.name_hint.removeprefix("__tvm_ffi_").removesuffix("_compute_")
+        if found:
+            sizes.setdefault(name, []).extend(found)
+    return sizes
 
 
 def _tensor_type(var) -> tuple[list[int], str]:

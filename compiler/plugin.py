@@ -1,4 +1,4 @@
-"""Registers the TVM back end, its runners and ``edgekit tune``. Imports nothing heavy: TVM loads
+"""Registers the TVM back end, its runners, the ``tvm`` kernels for ``mcu-c`` and ``edgekit tune``. Imports nothing heavy: TVM loads
 only when a build, run or tuning starts."""
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ def edgekit_register_runners():
     from edgekit.compiler.runners import QemuUserRunner, TvmHostRunner
 
     return [QemuUserRunner(), TvmHostRunner()]
+
+
+@edgekit.hookimpl
+def edgekit_register_kernel_libraries():
+    from edgekit.compiler.mcu_library import TvmMcuKernels
+
+    return [TvmMcuKernels()]
 
 
 @edgekit.hookimpl

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pluggy
 
-from edgekit.backends import Artifact, Backend
+from edgekit.backends import Artifact, Backend, KernelLibrary
 from edgekit.context import BuildContext
 from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError
 from edgekit.passes import Pass, PassRecord, Tolerance, model_pass
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("edgekit")
 
 __all__ = [
-    "Artifact", "Backend", "BuildContext", "BuildError", "EdgekitError", "Pass", "PassRecord",
-    "PluginError", "RunResult", "Runner", "Target", "Tolerance", "UsageError", "hookimpl",
+    "Artifact", "Backend", "BuildContext", "BuildError", "EdgekitError", "KernelLibrary", "Pass",
+    "PassRecord", "PluginError", "RunResult", "Runner", "Target", "Tolerance", "UsageError", "hookimpl",
     "model_pass", "__version__",
 ]

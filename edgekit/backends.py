@@ -67,3 +67,29 @@ class Backend:
     def build(self, model: onnx.ModelProto, context: BuildContext, out_dir: Path) -> Artifact:
         """Write the artifact into ``out_dir`` (a fresh temporary directory) and describe it."""
         raise NotImplementedError
+
+
+class KernelLibrary:
+    """Kernels a back end can generate code over instead of its own (``--kernels NAME``).
+
+    The back end ``backend`` keeps its contract (API, memory plan, harness metadata); the library
+    compiles the model's compute and returns that back end's library metadata. For ``mcu-c``:
+    ``header``, ``sources`` (C files in ``out_dir``), ``objects`` (prebuilt objects to link),
+    ``include_dirs``, ``run_function`` (``<name>_run_io(inputs, outputs, arena)``), ``arena_bytes``,
+    ``arena_lower_bound_bytes``, ``inputs``/``outputs`` (name, c_name, shape, dtype, count, bytes),
+    ``layers`` (one entry per call, in order), ``files`` (everything written), plus any figures of
+    its own."""
+
+    name: str = ""
+    description: str = ""
+    backend: str = ""  # the back end whose artifacts these kernels go into
+    plugin: str = ""   # set by the registry
+
+    def supported_ops(self, target: Target) -> set[str]:
+        raise NotImplementedError
+
+    def check(self, model: onnx.ModelProto, context: BuildContext) -> None:
+        """Raise before anything is written when the model cannot be built with these kernels."""
+
+    def build(self, model: onnx.ModelProto, context: BuildContext, out_dir: Path) -> dict[str, Any]:
+        raise NotImplementedError

@@ -33,7 +33,7 @@ import pluggy
 if TYPE_CHECKING:  # imported for annotations only: the CLI must start without onnx
     import onnx
 
-    from edgekit.backends import Backend
+    from edgekit.backends import Backend, KernelLibrary
     from edgekit.context import BuildContext
     from edgekit.frontends import ModelSource
     from edgekit.passes import Pass, PassRecord
@@ -58,6 +58,12 @@ def edgekit_register_targets() -> list[Target | str]:
 def edgekit_register_backends() -> list[Backend]:
     """Return back ends (code generators or compilers), ``edgekit.Backend`` instances. A target
     profile names its back end by ``Backend.name``."""
+
+
+@hookspec
+def edgekit_register_kernel_libraries() -> list[KernelLibrary]:
+    """Return kernel libraries (``edgekit.KernelLibrary``) a back end can use instead of its own
+    kernels, chosen with ``--kernels NAME``; ``KernelLibrary.backend`` names that back end."""
 
 
 @hookspec
@@ -107,6 +113,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "edgekit_register_targets": "targets",
     "edgekit_register_backends": "backends",
     "edgekit_register_runners": "runners",
+    "edgekit_register_kernel_libraries": "kernel_libraries",
 }
 PROVIDES_FRONTEND = "edgekit_export_model"
 OBSERVER_HOOKS = ("edgekit_pipeline_started", "edgekit_before_pass", "edgekit_after_pass",

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from edgekit.backends import Backend
+from edgekit.backends import Backend, KernelLibrary
 from edgekit.errors import PluginError, UsageError
 from edgekit.hookspecs import REGISTRATION_HOOKS
 from edgekit.passes import Pass
@@ -16,7 +16,11 @@ from edgekit.plugin_manager import PluginHost
 from edgekit.runners import Runner
 from edgekit.target import Target, unknown_name_error
 
-_KINDS: dict[str, type] = {"passes": Pass, "backends": Backend, "runners": Runner, "targets": Target}
+_KINDS: dict[str, type] = {"passes": Pass, "backends": Backend, "runners": Runner, "targets": Target,
+                           "kernel_libraries": KernelLibrary}
+
+
+_SINGULAR = {"passes": "pass", "kernel_libraries": "kernel library"}
 
 
 class Registry:
@@ -42,8 +46,8 @@ class Registry:
                 entries = self._validate(plugin, hook, kind, result or [])
                 clash = next((e.name for e in entries if e.name in items), None)
                 if clash:
-                    raise PluginError(plugin, f"{kind[:-1]} '{clash}' is already registered by plugin "
-                                              f"'{_origin(items[clash])}'")
+                    raise PluginError(plugin, f"{_SINGULAR.get(kind, kind[:-1])} '{clash}' is already "
+                                              f"registered by plugin '{_origin(items[clash])}'")
             except (PluginError, UsageError) as exc:
                 self.host.mark_broken(plugin, str(exc).removeprefix(f"plugin '{plugin}': "))
                 continue
@@ -97,6 +101,10 @@ class Registry:
     def runners(self) -> dict[str, Runner]:
         return self._collect("runners")
 
+    @property
+    def kernel_libraries(self) -> dict[str, KernelLibrary]:
+        return self._collect("kernel_libraries")
+
     def target(self, name_or_path: str) -> Target:
         """A registered profile by name, or a profile file given by path (``*.toml``)."""
         if name_or_path.endswith(".toml") or "/" in name_or_path:
@@ -110,7 +118,7 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         items = self._collect(kind)
         if name not in items:
-            raise unknown_name_error(kind[:-1].replace("passe", "pass"), name, list(items))
+            raise unknown_name_error(_SINGULAR.get(kind, kind[:-1]), name, list(items))
         return items[name]
 
     def resolve_passes(self, names: Iterable[str]) -> list[Pass]:

@@ -133,7 +133,7 @@ def print_targets(registry, console: Console) -> None:
 def print_plugins(registry, console: Console) -> None:
     from edgekit.hookspecs import PROVIDES_FRONTEND
 
-    for kind in ("passes", "targets", "backends", "runners"):
+    for kind in ("passes", "targets", "backends", "runners", "kernel_libraries"):
         getattr(registry, kind)  # collect, so `provided` is complete
     table = Table()
     for column in ("plugin", "version", "module", "provides"):

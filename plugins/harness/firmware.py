@@ -99,9 +99,15 @@ def build_firmware(meta: LibraryMeta, artifact_dir: Path, target: edgekit.Target
     if uart_driver is not None:
         harness_sources = [Path(uart_driver) if src.name == "ek_uart_cmsdk.c" else src for src in harness_sources]
     harness_units = [(src, harness_flags) for src in harness_sources] + [(work_dir / TABLE_FILE, harness_flags)]
+    prebuilt = [artifact_dir / obj for obj in meta.objects]
+    for obj in prebuilt:
+        if not obj.is_file():
+            raise edgekit.UsageError(f"{obj}: listed in the backend metadata's objects but missing")
     elf, map_file, objects = _compile_and_link(target, work_dir, lib_units + harness_units, optimize=optimize,
-                                               transport=transport, stack_bytes=stack_bytes, heap_bytes=heap_bytes)
-    sizes = section_sizes(map_file, model_objects={str(o) for o in objects[:len(lib_units)]},
+                                               transport=transport, stack_bytes=stack_bytes, heap_bytes=heap_bytes,
+                                               prebuilt=prebuilt)
+    model_objects = {str(o) for o in objects[:len(lib_units)]} | {str(o) for o in prebuilt}
+    sizes = section_sizes(map_file, model_objects=model_objects,
                           model_ram_objects={str(objects[-1])})  # the table: arena and I/O buffers
     return Firmware(elf=elf, map_file=map_file, sizes=sizes, transport=transport, profile=profile)
 
@@ -130,9 +136,10 @@ def _common_flags(target: edgekit.Target, optimize: str, extra: tuple[str, ...])
 
 
 def _compile_and_link(target: edgekit.Target, work_dir: Path, units: list[tuple[Path, list[str]]], *,
-                      optimize: str, transport: str, stack_bytes: int, heap_bytes: int
-                      ) -> tuple[Path, Path, list[Path]]:
-    """Objects in ``work_dir/obj``, then ``app.elf`` and ``app.map`` linked for the board's memory."""
+                      optimize: str, transport: str, stack_bytes: int, heap_bytes: int,
+                      prebuilt: list[Path] = ()) -> tuple[Path, Path, list[Path]]:
+    """Objects in ``work_dir/obj``, then ``app.elf`` and ``app.map`` linked for the board's memory
+    (with the ``prebuilt`` objects)."""
     tc = target.toolchain
     cc = require_tool(tc.cc, f"build firmware for target '{target.name}'")
     memory = memory_map(target)
@@ -142,7 +149,7 @@ def _compile_and_link(target: edgekit.Target, work_dir: Path, units: list[tuple[
     elf, map_file = work_dir / "app.elf", work_dir / "app.map"
     link = [cc, *tc.cflags, optimize, *tc.ldflags, "-nostartfiles", *TRANSPORT_SPECS[transport],
             "-Wl,--gc-sections", *MARKER_ROOTS, f"-Wl,-Map={map_file}", "-T", str(script),
-            *map(str, objects), "-lm", "-o", str(elf)]
+            *map(str, objects), *map(str, prebuilt), "-lm", "-o", str(elf)]
     try:
         run_tool(link, f"linking firmware for {target.name}")
     except edgekit.BuildError as exc:

@@ -29,6 +29,9 @@ SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
 def build_host_program(meta: LibraryMeta, artifact_dir: Path, work_dir: Path, optimize: str = "-O1") -> Path:
     """Compile the library and the host harness into ``work_dir/app`` with sanitizers."""
     cc = require_tool(HOST_CC, "build the host harness")
+    if meta.objects:
+        raise edgekit.UsageError(f"the library links prebuilt target objects ({', '.join(meta.objects)}), "
+                                 "which the host cannot run; use --runner qemu on an emulated Cortex-M board")
     artifact_dir = Path(artifact_dir).resolve()
     includes = [f"-I{artifact_dir}"] + [f"-I{artifact_dir / d}" for d in meta.include_dirs]
     flags = [*WARNINGS, optimize, *SANITIZE, *includes]

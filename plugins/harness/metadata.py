@@ -67,6 +67,8 @@ class LibraryMeta:
     outputs: tuple[TensorSpec, ...]
     layers: tuple[dict[str, Any], ...]
     profile_macro: str = "EK_PROFILE"
+    #: prebuilt objects the library links (TVM's kernels), relative to the artifact directory
+    objects: tuple[str, ...] = ()
 
     @property
     def input_record_bytes(self) -> int:
@@ -92,7 +94,8 @@ class LibraryMeta:
             arena_bytes=int(data.get("arena_bytes", 0)),
             inputs=tuple(_tensor(t, where) for t in data["inputs"]),
             outputs=tuple(_tensor(t, where) for t in data["outputs"]),
-            layers=tuple(data.get("layers", ())), profile_macro=str(data.get("profile_macro", "EK_PROFILE")))
+            layers=tuple(data.get("layers", ())), profile_macro=str(data.get("profile_macro", "EK_PROFILE")),
+            objects=tuple(data.get("objects", ())))
 
 
 def _tensor(data: dict[str, Any], where: str) -> TensorSpec:

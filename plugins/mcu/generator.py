@@ -84,15 +84,9 @@ def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_
     sources = model_sources + kernel_sources
     if with_integration:
         files[MEMORY_PLAN_FILE] = plan_svg.render(mem, sched, prefix)
-        files["CMakeLists.txt"] = emit_integration.cmake_lists(prefix, sources)
-        files[f"{prefix}.mk"] = emit_integration.makefile_fragment(prefix, sources)
-        files["library.json"] = emit_integration.platformio_library(prefix, sources)
-        files["zephyr/module.yml"] = emit_integration.zephyr_module_yml(prefix)
-        files["zephyr/CMakeLists.txt"] = emit_integration.zephyr_cmake(prefix, sources)
-        files["zephyr/Kconfig"] = emit_integration.zephyr_kconfig(prefix)
-        files["example_main.c"] = emit_integration.example_main(
-            prefix, [sched.tensors[n].ctype for n in sched.inputs],
-            [sched.tensors[n].ctype for n in sched.outputs], static_arena)
+        files.update(emit_integration.integration_files(
+            prefix, sources, input_types=[sched.tensors[n].ctype for n in sched.inputs],
+            output_types=[sched.tensors[n].ctype for n in sched.outputs], static_arena=static_arena))
     for rel, text in files.items():
         _write(out_dir / rel, text)
     for rel in kernels:

@@ -162,7 +162,7 @@ def _place(buffers: list[Buffer], order: list[Buffer], best_fit: bool) -> dict[i
     return offsets
 
 
-def _best_placement(buffers: list[Buffer]) -> tuple[dict[int, int], int]:
+def best_placement(buffers: list[Buffer]) -> tuple[dict[int, int], int]:
     """The smallest arena over several orders (size, lifetime length, start, size x lifetime)
     and both fitting rules."""
     orders = [
@@ -222,10 +222,10 @@ def plan(sched: Schedule, borrow_outputs: bool = True) -> MemoryPlan:
     """``borrow_outputs``: let tensors use float32 output buffers before they are written."""
     buffers, owner = build_buffers(sched)
     steps = len(sched.layers)
-    offsets, arena_bytes = _best_placement(buffers)
+    offsets, arena_bytes = best_placement(buffers)
     borrowed = _borrow_outputs(sched, buffers) if borrow_outputs else {}
     if borrowed:
-        rest, rest_bytes = _best_placement([b for b in buffers if b.id not in borrowed])
+        rest, rest_bytes = best_placement([b for b in buffers if b.id not in borrowed])
         if rest_bytes < arena_bytes:
             offsets, arena_bytes = rest, rest_bytes
         else:

@@ -6,7 +6,8 @@ Options read from ``context.options``: ``name`` (C symbol prefix, default "model
 ``static_arena`` (the library defines its arena; pass NULL to ``<name>_run_io``),
 ``output_workspace`` (default true: tensors that die before a float32 output is written live in
 that output's buffer instead of the arena),
-``kernels`` (only "edgekit"), ``ignore_budget`` (report a flash/RAM overrun in ``budget_exceeded`` instead of failing, e.g. to
+``kernels`` ("edgekit", the default, or a registered kernel library for mcu-c such as "tvm"),
+``ignore_budget`` (report a flash/RAM overrun in ``budget_exceeded`` instead of failing, e.g. to
 run a float model on an emulated board whose memory is larger than the profile's budget)."""
 
 from __future__ import annotations
@@ -31,16 +32,19 @@ class McuBackend(edgekit.Backend):
         return set(supported_ops_list())
 
     def check(self, model: onnx.ModelProto, context: edgekit.BuildContext) -> None:
-        kernels = context.option("kernels")
-        if kernels not in (None, "", "edgekit"):
-            raise edgekit.UsageError(f"--kernels '{kernels}': back end 'mcu-c' has one kernel "
-                                     f"library, 'edgekit'; drop the flag or use --kernels edgekit")
+        library = _kernel_library(context)
+        if library is not None:
+            library.check(model, context)
+            return
         # Lowering is cheap and is the one place that knows every attribute limit.
         lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target))
 
     def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
               out_dir: Path) -> edgekit.Artifact:
         out_dir = Path(out_dir)
+        library = _kernel_library(context)
+        if library is not None:
+            return self._build_with(library, model, context, out_dir)
         target = context.target
         static_arena = bool(context.option("static_arena", False))
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
@@ -49,22 +53,8 @@ class McuBackend(edgekit.Backend):
                        output_workspace=_flag(context, "output_workspace", True))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
-        budget_notes: list[str] = []
-        ignore_budget = bool(context.option("ignore_budget", False))
-
-        def budget(check, *args):
-            try:
-                check(target, *args)
-            except BuildError as exc:
-                if not ignore_budget:
-                    raise
-                budget_notes.append(str(exc))
-                context.note(f"ignored (option ignore_budget): {exc}")
-
-        budget(sizes.check_ram_budget, plan.arena_bytes, io_bytes)  # known before compiling
-        measured = sizes.measure(out_dir, gen.prefix, gen.sources, target)
-        # The -Os figure: a build that does not fit at -Os cannot be made to fit by flags.
-        budget(sizes.check_flash_budget, measured["code_bytes"]["Os"], measured["weights_bytes"])
+        measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
+                                                        plan.arena_bytes, io_bytes)
 
         def io(names):
             return [{"name": sched.io_names.get(n, n), "c_name": sched.tensors[n].c_name,
@@ -108,6 +98,69 @@ class McuBackend(edgekit.Backend):
             "budget_exceeded": budget_notes,
         }
         return edgekit.Artifact(backend=self.name, files=gen.files, metadata=metadata)
+
+
+    def _build_with(self, library: edgekit.KernelLibrary, model: onnx.ModelProto,
+                    context: edgekit.BuildContext, out_dir: Path) -> edgekit.Artifact:
+        """A build whose kernels come from ``library``: its metadata, measured and budgeted here."""
+        from edgekit.plugins.mcu import emit_integration
+
+        lib = library.build(model, context, out_dir)
+        prefix, sources, objects = lib["name"], list(lib["sources"]), list(lib.get("objects", []))
+        io_bytes = sum(t["bytes"] for t in lib["inputs"] + lib["outputs"])
+        measured, budget_notes = _measure_within_budget(context, out_dir, prefix, sources, objects,
+                                                        int(lib["arena_bytes"]), io_bytes)
+        files = list(lib.pop("files"))
+        ctypes = {"float32": "float", "int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
+        integration = emit_integration.integration_files(
+            prefix, sources, objects, library.name, [ctypes.get(t["dtype"], "float") for t in lib["inputs"]],
+            [ctypes.get(t["dtype"], "float") for t in lib["outputs"]], bool(lib.get("static_arena", False)))
+        for rel, text in integration.items():
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
+            files.append(rel)
+        metadata = {**lib, "profile_macro": "EK_PROFILE", "code_bytes": measured["code_bytes"],
+                    "weights_bytes": measured["weights_bytes"], "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
+                    "kernel_library": library.name, "budget_exceeded": budget_notes}
+        return edgekit.Artifact(backend=self.name, files=sorted(files), metadata=metadata)
+
+
+def _kernel_library(context: edgekit.BuildContext) -> edgekit.KernelLibrary | None:
+    """None for edgekit's own kernels (the default), else the registered library ``--kernels`` names."""
+    kernels = context.option("kernels")
+    if kernels in (None, "", "edgekit"):
+        return None
+    libraries = {n: lib for n, lib in context.registry.kernel_libraries.items() if lib.backend == McuBackend.name}
+    if kernels not in libraries:
+        known = ", ".join(["edgekit", *sorted(libraries)])
+        raise edgekit.UsageError(f"--kernels '{kernels}': back end 'mcu-c' has no such kernel library; "
+                                 f"known: {known}")
+    return libraries[kernels]
+
+
+def _measure_within_budget(context: edgekit.BuildContext, out_dir: Path, prefix: str, sources: list[str],
+                           objects: list[str], arena_bytes: int, io_bytes: int) -> tuple[dict, list[str]]:
+    """Code and weight bytes measured with the target's toolchain, checked against its budgets
+    (``--option ignore_budget=true`` records an overrun instead of failing)."""
+    target = context.target
+    budget_notes: list[str] = []
+    ignore_budget = bool(context.option("ignore_budget", False))
+
+    def budget(check, *args):
+        try:
+            check(target, *args)
+        except BuildError as exc:
+            if not ignore_budget:
+                raise
+            budget_notes.append(str(exc))
+            context.note(f"ignored (option ignore_budget): {exc}")
+
+    budget(sizes.check_ram_budget, arena_bytes, io_bytes)  # known before compiling
+    measured = sizes.measure(out_dir, prefix, sources, target, objects)
+    # The -Os figure: a build that does not fit at -Os cannot be made to fit by flags.
+    budget(sizes.check_flash_budget, measured["code_bytes"]["Os"], measured["weights_bytes"])
+    return measured, budget_notes
 
 
 def _int8_io(context: edgekit.BuildContext) -> bool:

@@ -60,8 +60,9 @@ def _defined_symbol_bytes(nm_tool: str, obj: Path, cwd: Path) -> int:
     return total
 
 
-def measure(out_dir: Path, prefix: str, sources: list[str], target: Target) -> dict:
-    """{"code_bytes": {"Os": int, "O2": int}, "weights_bytes": int, "linked": bool}."""
+def measure(out_dir: Path, prefix: str, sources: list[str], target: Target, objects: list[str] = ()) -> dict:
+    """{"code_bytes": {"Os": int, "O2": int}, "weights_bytes": int, "linked": bool}. ``objects``
+    (prebuilt, e.g. TVM's kernels) are linked as they are at both levels."""
     cc = _tool(target, "cc", "cc")
     size_tool, nm_tool = _tool(target, "size", "size"), _tool(target, "nm", "nm")
     if shutil.which(cc) is None or shutil.which(size_tool) is None:
@@ -78,7 +79,7 @@ def measure(out_dir: Path, prefix: str, sources: list[str], target: Target) -> d
         _check([*base, "-Os", "-c", str(out_dir / weights_src), "-o", str(weights_obj)], tmpdir)
         weights = _defined_symbol_bytes(nm_tool, weights_obj, tmpdir)
         for opt in OPT_LEVELS:
-            objs = [weights_obj]
+            objs = [weights_obj, *(out_dir / o for o in objects)]
             for i, src in enumerate(sources):
                 if src == weights_src:
                     continue
