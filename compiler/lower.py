@@ -76,14 +76,17 @@ def tvm_target(spec: dict[str, Any]):
         raise edgekit.UsageError(f"invalid [tvm_target] {spec}: {exc}") from None
 
 
-def optimize(mod, target, database=None):
-    """Run the Relax "zero" pipeline (with ``database`` applied when given) and plan memory."""
+def optimize(mod, target, database=None, default_schedules=None):
+    """Run the Relax "zero" pipeline (with ``database`` applied when given), then
+    ``default_schedules(mod)`` for the kernels still unscheduled, and plan memory."""
     import tvm
     from tvm import relax
 
     def pipeline(m):
         with target:
             m = relax.get_pipeline("zero")(m)
+            if default_schedules is not None:
+                m = default_schedules(m)
         return tvm.transform.Sequential([
             relax.transform.ToNonDataflow(), relax.transform.RemovePurityChecking(),
             relax.transform.CallTIRRewrite(), relax.transform.StaticPlanBlockMemory(),

@@ -34,6 +34,16 @@ class BuildContext:
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
 
+    def flag(self, key: str, default: bool) -> bool:
+        """A true/false option (the CLI and TOML already give them as bools); anything else is a
+        usage error naming the option."""
+        value = self.options.get(key, default)
+        if not isinstance(value, bool):
+            from edgekit.errors import UsageError
+
+            raise UsageError(f"--option {key}={value}: expected {key}=true or {key}=false")
+        return value
+
     def section(self, name: str) -> dict[str, Any]:
         """The report section ``name`` (created empty on first use)."""
         return self.report.setdefault(name, {})

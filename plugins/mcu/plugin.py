@@ -50,7 +50,7 @@ class McuBackend(edgekit.Backend):
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
                        static_arena=static_arena, target_name=target.name,
                        int8_io=_int8_io(context), soft_float=_soft_float(target),
-                       output_workspace=_flag(context, "output_workspace", True))
+                       output_workspace=context.flag("output_workspace", True))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
@@ -170,13 +170,6 @@ def _int8_io(context: edgekit.BuildContext) -> bool:
     if value not in ("float", "int8"):
         raise edgekit.UsageError(f"--option io={value}: expected io=float or io=int8")
     return value == "int8"
-
-
-def _flag(context: edgekit.BuildContext, key: str, default: bool) -> bool:
-    value = context.option(key, default)  # the CLI and TOML already give true/false as bools
-    if not isinstance(value, bool):
-        raise edgekit.UsageError(f"--option {key}={value}: expected {key}=true or {key}=false")
-    return value
 
 
 def _boundary_table_bytes(sched) -> int:
