@@ -23,6 +23,8 @@ def test_plugins_lists_first_party_plugins_with_version_and_what_they_provide():
     assert "front end" in lines["onnx"] and "front end" in lines["torch"]
     assert "backends: onnxruntime" in lines["onnxruntime"]
     assert "cortex-m4" in lines["targets"]
+    # TVM's kernels for mcu-c come through the kernel-library hook, as a third party's would
+    assert "kernel_libraries: tvm" in lines["tvm"]
 
 
 def test_passes_lists_registered_passes():
