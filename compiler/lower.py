@@ -191,6 +191,15 @@ def build_kernels(mod, target, obj: Path) -> None:
     executable.mod.write_to_file(str(obj))
 
 
+def kernel_c_source(mod, target) -> str:
+    """The kernels of ``mod`` as C from TVM's ``c`` target (packed ABI, argument checks dropped)."""
+    import tvm
+
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        executable = tvm.compile(kernel_module(mod), target=target)
+    return executable.mod.inspect_source()
+
+
 _WORKSPACE_ALLOC = re.compile(r"TVMBackendAllocWorkspace\(\s*\d+,\s*\w+,\s*T\.uint64\((\d+)\)")
 
 

@@ -180,7 +180,8 @@ def _runtime_shims(kernel_symbols: set[str]) -> list[str]:
            " * unwinds through them, and a weak definition keeps libgcc's unwinder out of the image. */",
            "__attribute__((weak)) void __aeabi_unwind_cpp_pr0(void);",
            "__attribute__((weak)) void __aeabi_unwind_cpp_pr0(void) {}", ""]
-    if "__TVMBackendAllocWorkspace" in kernel_symbols:
+    direct = "TVMBackendAllocWorkspace" in kernel_symbols  # the c target calls the functions
+    if "__TVMBackendAllocWorkspace" in kernel_symbols or direct:
         out += [
             "/* Workspace: a bump allocator over the running call's planned window of the arena;",
             " * the kernels free last in, first out. */",
@@ -199,8 +200,14 @@ def _runtime_shims(kernel_symbols: set[str]) -> list[str]:
             "    uint8_t *p = (uint8_t *)ptr;", "    (void)device_type; (void)device_id;",
             "    if (ek_ws_base == NULL || p < ek_ws_base || p > ek_ws_base + ek_ws_used) return -1;",
             "    ek_ws_used = (uint32_t)(p - ek_ws_base);", "    return 0;", "}", "",
-            "void *(*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = ek_alloc_workspace;",
-            "int (*__TVMBackendFreeWorkspace)(int, int, void *) = ek_free_workspace;"]
+            *(["void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes, int code, int bits);",
+               "int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr);",
+               "void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes, int code, int bits)",
+               "{", "    return ek_alloc_workspace(device_type, device_id, nbytes, code, bits);", "}",
+               "int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr)",
+               "{", "    return ek_free_workspace(device_type, device_id, ptr);", "}"] if direct else
+              ["void *(*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = ek_alloc_workspace;",
+               "int (*__TVMBackendFreeWorkspace)(int, int, void *) = ek_free_workspace;"])]
     if "__TVMBackendParallelLaunch" in kernel_symbols:
         out += [
             "", "/* One core: a parallel loop runs as one task on the calling thread. */",

@@ -18,6 +18,10 @@ import numpy as np
 import edgekit
 
 KERNELS_OBJECT = "{name}_kernels.o"
+KERNELS_C_SOURCE = "{name}_kernels_tvm.c"   # option tvm_codegen=c: TVM's C, kept for inspection
+CODEGENS = ("llvm", "c")
+# TVM's C declares every argument and shape array whether a kernel reads it or not.
+TVM_C_WARNINGS_OFF = ("-Wno-unused-parameter", "-Wno-unused-variable", "-Wno-unused-but-set-variable")
 #: LLVM calls soft-float helpers by their GNU names; the Thumb-1 libgcc has only the run-time ABI
 #: names for these, with the same arguments and results, so the object is pointed at them.
 AEABI_NAMES = {"__addsf3": "__aeabi_fadd", "__subsf3": "__aeabi_fsub", "__mulsf3": "__aeabi_fmul",
@@ -66,6 +70,9 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         timings: dict[str, float] = {}
         started = time.perf_counter()
         target = context.target
+        codegen = str(context.option("tvm_codegen", "llvm"))
+        if codegen not in CODEGENS:
+            raise edgekit.UsageError(f"--option tvm_codegen={codegen}: expected one of {', '.join(CODEGENS)}")
         tvm_target = lower.tvm_target(target.tvm_target)
         relax_mod = import_onnx(model)
         database, tuned = open_database(context, relax_mod, tvm_target)
@@ -74,8 +81,17 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         plan = lower.walk_main(planned)
         prefix = model_prefix(str(context.option("name", "model") or "model"))
         obj = KERNELS_OBJECT.format(name=prefix)
-        lower.build_kernels(planned, tvm_target, out_dir / obj)
-        arena = plan_arena(plan, lower.workspace_allocations(planned, tvm_target))
+        written = [obj]
+        if codegen == "c":
+            kernel_target = lower.tvm_target({"kind": "c", "mcpu": target.tvm_target.get("mcpu", target.cpu)})
+            source = KERNELS_C_SOURCE.format(name=prefix)
+            (out_dir / source).write_text(lower.kernel_c_source(planned, kernel_target), encoding="utf-8")
+            _compile_c_kernels(target, out_dir, source, obj)
+            written.append(source)
+        else:
+            kernel_target = tvm_target
+            lower.build_kernels(planned, tvm_target, out_dir / obj)
+        arena = plan_arena(plan, lower.workspace_allocations(planned, kernel_target))
         timings["tvm_compile"] = time.perf_counter() - started
         symbols = _use_aeabi_helpers(target, out_dir, obj)
         io_names = _io_names(model, plan)
@@ -103,11 +119,23 @@ class TvmMcuKernels(edgekit.KernelLibrary):
             "workspace_allocations": arena.workspace_sizes,
             "inputs": _io(plan, plan.inputs, io_names, names), "outputs": _io(plan, plan.outputs, io_names, names),
             "layers": _layers(plan),
-            "kernels": "tvm", "tvm_target": dict(target.tvm_target), "tuned_kernels": tuned,
+            "kernels": "tvm", "tvm_codegen": codegen, "tvm_target": dict(target.tvm_target), "tuned_kernels": tuned,
             "kernel_object_bytes": (out_dir / obj).stat().st_size,
-            "files": sorted([*files, obj]),
+            "files": sorted([*files, *written]),
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
+
+
+def _compile_c_kernels(target: edgekit.Target, out_dir: Path, source: str, obj: str) -> None:
+    """TVM's C kernels compiled with the target's own compiler (``-Werror`` but for the unused
+    declarations TVM's C always carries), against the tvm-ffi and TVM headers."""
+    from edgekit.compiler.export import include_dirs
+    from edgekit.plugins.harness.compile import WARNINGS, require_tool, run_tool
+
+    cc = require_tool(target.toolchain.cc, f"compile TVM's C kernels for {target.name}")
+    run_tool([cc, *target.toolchain.cflags, "-O2", "-ffunction-sections", "-fdata-sections", *WARNINGS,
+              *TVM_C_WARNINGS_OFF, *(f"-I{d}" for d in include_dirs()), "-c", source, "-o", obj],
+             f"compiling TVM's C kernels for {target.name}", cwd=out_dir)
 
 
 def _use_aeabi_helpers(target: edgekit.Target, out_dir: Path, obj: str) -> set[str]:

@@ -155,3 +155,17 @@ def test_default_conv_schedule_tiles_untuned_kernels_and_can_be_turned_off(tmp_p
     # Relax's own schedule copies the padded input and keeps whole-tensor accumulators
     assert plain["backend"]["workspace_bytes"] > 64 * 1024
     assert tiled["run"]["measurements"]["instructions"] < 0.7 * plain["run"]["measurements"]["instructions"]
+
+
+def test_c_codegen_fallback_compiles_tvm_c_with_the_target_compiler(tmp_path, models):
+    out = tmp_path / "ae-c"
+    report = mcu_build(models["autoencoder"], "cortex-m4", out, True, tvm_codegen="c")
+    assert report["backend"]["tvm_codegen"] == "c" and report["run"]["max_abs_error"] <= 1e-4
+    assert "__tvm_ffi_fused_matmul" in (out / "model_kernels_tvm.c").read_text()
+    assert (out / "model_kernels.o").is_file()
+
+
+def test_unknown_codegen_is_a_usage_error(tmp_path, models):
+    with pytest.raises(edgekit.UsageError, match="tvm_codegen=cuda"):
+        mcu_build(models["autoencoder"], "cortex-m4", tmp_path / "out", False, tvm_codegen="cuda")
+    assert not (tmp_path / "out").exists()
