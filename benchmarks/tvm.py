@@ -89,8 +89,9 @@ def x86_latency(scratch: Path, repeats: int) -> dict:
             out = scratch / f"{name}-x86-{variant}"
             report, _ = build(path, "x86-64", out, False, **options)
             model = load_python_loader(out, report["backend"])
-            outputs = [np.empty(s["shape"], dtype=s["dtype"]) for s in report["backend"]["outputs"]]
-            row[f"tvm_{variant}_us"] = median_us(lambda: model.run_into([x], outputs), repeats)
+            outputs = [model.aligned(np.empty(s["shape"], dtype=s["dtype"])) for s in report["backend"]["outputs"]]
+            x_aligned = model.aligned(x)
+            row[f"tvm_{variant}_us"] = median_us(lambda: model.run_into([x_aligned], outputs), repeats)
             row[f"tvm_{variant}_vs_ort_1thread"] = row[f"tvm_{variant}_us"] / row["onnxruntime_1thread_us"]
             row[f"tvm_{variant}_kernels_tuned"] = len(report["backend"]["tuned_kernels"])
         figures[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}

@@ -4,7 +4,7 @@ For ResNet-8 and the autoencoder, each built and run in this process on the same
 
 - ``edgekit``: mcu-c with its hand-written kernels (float32);
 - ``tvm-relax``: TVM kernels as Relax legalizes them (``default_schedule=false``, no tuning records);
-- ``tvm-default``: with edgekit's default conv schedule (``compiler/mcu_schedule.py``), no records;
+- ``tvm-default``: with edgekit's default conv schedule (``compiler/default_schedule.py``), no records;
 - ``tvm-default-c``: the same kernels through TVM's ``c`` target, compiled by the target's gcc;
 - ``tvm-tuned``: with the tuning database's records for the target, when it has any
   (``edgekit tune MODEL --target cortex-m4 --trials N``); the row names the tuned kernels.

@@ -72,7 +72,10 @@ class TvmBackend(edgekit.Backend):
 
             return build_gpu(relax_mod, tvm_target, context, out_dir, database, tuned, timings)
         mark = time.perf_counter()
-        planned = lower.optimize(relax_mod, tvm_target, database)
+        from edgekit.compiler.default_schedule import default_schedules
+
+        defaults = default_schedules(target.tvm_target) if context.flag("default_schedule", True) else None
+        planned = lower.optimize(relax_mod, tvm_target, database, defaults)
         plan = lower.walk_main(planned)
         lower.build_kernels(planned, tvm_target, out_dir / "kernels.o")
         timings["tvm_compile"] = time.perf_counter() - mark

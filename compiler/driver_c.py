@@ -19,7 +19,8 @@ import numpy as np
 
 from edgekit.compiler.lower import Plan
 
-BLOB_ALIGN = 64  # weight and arena alignment: a cache line, and what TVM kernels assume (>=16)
+BLOB_ALIGN = 64  # weight, arena and I/O alignment: a cache line, and what TVM kernels assume
+MISALIGNED_STATUS = -2  # what <name>_run returns for a NULL or misaligned input/output
 MARK_BEGIN = "ek_inference_begin"
 MARK_END = "ek_inference_end"
 
@@ -60,8 +61,11 @@ def emit_header(plan: Plan, name: str) -> str:
         lines.append(f"#define {name.upper()}_NUM_{kind}S {len(names)}")
         for i, slot_name in enumerate(names):
             lines.append(f"#define {name.upper()}_{kind}{i}_BYTES {plan.slots[slot_name].nbytes}u")
-    lines += ["", "/* Run one inference: inputs[i] and outputs[i] are caller buffers in graph order.",
-              "   Returns 0, or the failing kernel's nonzero status. Not reentrant (static tensors). */",
+    lines += ["", f"/* TVM's kernels assume {BLOB_ALIGN}-byte-aligned tensors (they may use aligned vector loads). */",
+              f"#define {name.upper()}_TENSOR_ALIGN {BLOB_ALIGN}u", "",
+              "/* Run one inference: inputs[i] and outputs[i] are caller buffers in graph order, each",
+              f"   {name.upper()}_TENSOR_ALIGN-byte aligned. Returns 0, {MISALIGNED_STATUS} for a NULL or misaligned buffer,",
+              "   or the failing kernel's nonzero status. Not reentrant (static tensors). */",
               f"int {name}_run(const void *const inputs[], void *const outputs[]);", "",
               f"#endif /* {guard} */", ""]
     return "\n".join(lines)
@@ -145,6 +149,11 @@ def emit_driver(plan: Plan, name: str, weight_offsets: list[int]) -> str:
         raise ValueError("a kernel with more than 16 tensor arguments")
     out.append(f"int {name}_run(const void *const inputs[], void *const outputs[]) {{")
     out.append("  int status;")
+    out.append("  int i;")
+    for kind, count in (("inputs", len(plan.inputs)), ("outputs", len(plan.outputs))):
+        out += [f"  for (i = 0; i < {count}; ++i) {{",
+                f"    if ({kind}[i] == NULL || ((uintptr_t){kind}[i] & ({BLOB_ALIGN}u - 1u)) != 0u) return {MISALIGNED_STATUS};",
+                "  }"]
     for i, slot_name in enumerate(plan.inputs):
         out.append(f"  {idents[slot_name]}.data = (void *)inputs[{i}];")
     for i, slot_name in enumerate(plan.outputs):
@@ -175,15 +184,23 @@ def emit_loader_program(plan: Plan, name: str) -> str:
     sizes_out = ", ".join(f"{plan.slots[s].nbytes}u" for s in plan.outputs)
     return "\n".join([
         f"/* Loader for '{name}': run_model IN_0.bin ... OUT_0.bin ...  (raw tensors, graph order). */",
-        "#include <stdio.h>", "#include <stdlib.h>", f'#include "{name}.h"', "",
+        "#define _POSIX_C_SOURCE 200112L /* posix_memalign under -std=c99 */",
+        "#include <stdio.h>", "#include <stdlib.h>", "#include <string.h>", f'#include "{name}.h"', "",
         f"static const size_t in_bytes[{n_in}] = {{{sizes_in}}};",
         f"static const size_t out_bytes[{n_out}] = {{{sizes_out}}};", "",
         "/* Markers: the instruction-counting QEMU plugin counts between their first instructions. */",
         f"__attribute__((noinline)) void {MARK_BEGIN}(void) {{ __asm__ volatile(\"\"); }}",
         f"__attribute__((noinline)) void {MARK_END}(void) {{ __asm__ volatile(\"\"); }}", "",
+        f"/* Buffers aligned as the kernels assume ({BLOB_ALIGN} bytes). */",
+        "static void *aligned_buffer(size_t bytes) {",
+        "  void *p = NULL;",
+        f"  if (posix_memalign(&p, {BLOB_ALIGN}, bytes > 0 ? bytes : 1) != 0) return NULL;",
+        "  memset(p, 0, bytes);",
+        "  return p;",
+        "}", "",
         "static void *read_file(const char *path, size_t bytes) {",
         "  FILE *f = fopen(path, \"rb\");",
-        "  void *buf = malloc(bytes);",
+        "  void *buf = aligned_buffer(bytes);",
         "  if (f == NULL || buf == NULL || fread(buf, 1, bytes, f) != bytes) {",
         "    fprintf(stderr, \"run_model: cannot read %zu bytes from %s\\n\", bytes, path);",
         "    exit(2);",
@@ -200,7 +217,7 @@ def emit_loader_program(plan: Plan, name: str) -> str:
         "    return 2;",
         "  }",
         f"  for (i = 0; i < {n_in}; ++i) inputs[i] = read_file(argv[1 + i], in_bytes[i]);",
-        f"  for (i = 0; i < {n_out}; ++i) outputs[i] = calloc(1, out_bytes[i]);",
+        f"  for (i = 0; i < {n_out}; ++i) outputs[i] = aligned_buffer(out_bytes[i]);",
         f"  {MARK_BEGIN}();",
         f"  status = {name}_run(inputs, outputs);",
         f"  {MARK_END}();",
@@ -237,6 +254,19 @@ import numpy as np
 LIBRARY = "{library}"
 INPUTS = {specs_in!r}  # (name, shape, dtype) in graph order
 OUTPUTS = {specs_out!r}
+ALIGN = {BLOB_ALIGN}
+
+
+def aligned(array):
+    """A C-contiguous copy of ``array`` whose data starts at an ALIGN-byte boundary (or ``array``
+    itself when it already does): TVM's kernels assume aligned tensors."""
+    if array.ctypes.data % ALIGN == 0 and array.flags.c_contiguous:
+        return array
+    raw = np.empty(array.nbytes + ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
 
 
 class Model:
@@ -246,13 +276,19 @@ class Model:
         self._run.restype = ctypes.c_int
         self._run.argtypes = [ctypes.POINTER(ctypes.c_void_p)] * 2
 
+    aligned = staticmethod(aligned)
+
     def run(self, inputs):
-        arrays = [np.ascontiguousarray(a, dtype=d).reshape(s) for a, (_, s, d) in zip(inputs, INPUTS)]
-        outputs = [np.empty(s, dtype=d) for _, s, d in OUTPUTS]
+        arrays = [aligned(np.ascontiguousarray(a, dtype=d).reshape(s)) for a, (_, s, d) in zip(inputs, INPUTS)]
+        outputs = [aligned(np.empty(s, dtype=d)) for _, s, d in OUTPUTS]
         return self.run_into(arrays, outputs)
 
     def run_into(self, arrays, outputs):
-        """Run with prepared contiguous arrays (no copies): what a timing loop calls."""
+        """Run with prepared contiguous arrays, each ALIGN-byte aligned (see aligned()), without
+        copies: what a timing loop calls."""
+        for a in [*arrays, *outputs]:
+            if a.ctypes.data % ALIGN or not a.flags.c_contiguous:
+                raise ValueError(f"{name}: arrays must be C-contiguous and {{ALIGN}}-byte aligned (use aligned())")
         ins = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
         outs = (ctypes.c_void_p * len(outputs))(*[o.ctypes.data for o in outputs])
         status = self._run(ins, outs)

@@ -63,7 +63,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         from edgekit.compiler import lower, mcu_driver
         from edgekit.compiler.importer import import_onnx
         from edgekit.compiler.mcu_arena import plan_arena
-        from edgekit.compiler.mcu_schedule import apply_default_schedules
+        from edgekit.compiler.default_schedule import default_schedules
         from edgekit.compiler.tuning import open_database
         from edgekit.plugins.mcu.cnames import model_prefix
 
@@ -76,7 +76,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         tvm_target = lower.tvm_target(target.tvm_target)
         relax_mod = import_onnx(model)
         database, tuned = open_database(context, relax_mod, tvm_target)
-        defaults = apply_default_schedules if context.flag("default_schedule", True) else None
+        defaults = default_schedules(target.tvm_target) if context.flag("default_schedule", True) else None
         planned = lower.optimize(relax_mod, tvm_target, database, defaults)
         plan = lower.walk_main(planned)
         prefix = model_prefix(str(context.option("name", "model") or "model"))

@@ -93,7 +93,8 @@ def time_model(model, arrays: list, output_specs: list[dict], repeats: int) -> d
     """Median and minimum wall time of ``run_into`` (no argument copies), after one warm-up call."""
     import numpy as np
 
-    outputs = [np.empty(s["shape"], dtype=s["dtype"]) for s in output_specs]
+    outputs = [model.aligned(np.empty(s["shape"], dtype=s["dtype"])) for s in output_specs]
+    arrays = [model.aligned(a) for a in arrays]
     model.run_into(arrays, outputs)
     samples = []
     for _ in range(repeats):

@@ -51,12 +51,12 @@ def registry():
 
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory):
-    """Both models for x86-64 (run natively) and cortex-a76 (run under qemu-aarch64), and ResNet-8
+    """Both models for x86-64 and x86-64-v3 (run natively) and cortex-a76 (run under qemu-aarch64), and ResNet-8
     for mali-g78 (build-only): {(model stem, target): (output dir, report)}."""
     root = tmp_path_factory.mktemp("tvm-builds")
     made = {}
     for model in (RESNET8, AUTOENCODER):
-        for target in ("x86-64", "cortex-a76"):
+        for target in ("x86-64", "x86-64-v3", "cortex-a76"):
             out = root / f"{model.stem}-{target}"
             # no_tuning: the results must not depend on tuning records this machine happens to hold
             made[(model.stem, target)] = (out, build(model, target, out, run=True, timing_repeats=3,

@@ -1,4 +1,4 @@
-"""Default schedule for untuned convolution kernels on microcontrollers: register tiles and a
+"""Default schedules for untuned convolution and dense kernels: register (or SIMD) tiles and a
 row-sized padding window instead of whole-tensor temporaries.
 
 Technique (register blocking as in CMSIS-NN's and TVM's ARM conv schedules, written as a TIR
@@ -8,15 +8,15 @@ padded tensor, accumulates into a whole output-sized tensor and then runs each e
 
 1. inlines the epilogue chain into its last op and computes that op per output tile
    (``reverse_compute_at``), so the accumulators shrink to one tile;
-2. tiles output channels x output columns by ``CHANNEL_TILE`` x ``COLUMN_TILE``, reduction loops
-   outside and the tile inside, unrolled (with the kernel's columns), so LLVM keeps the tile's
-   accumulators in registers: each weight load serves a row of the tile and each input load a
-   column of it;
+2. tiles output channels x output columns, reduction loops outside and the tile inside: on a
+   microcontroller the tile is unrolled (with the kernel's columns) so LLVM keeps its accumulators
+   in registers, each weight load serving a row of the tile and each input load a column of it;
+   on a CPU with SIMD the column tile is one vector;
 3. computes the padded input per output row (``compute_at`` the row loop): a window of
    ``kernel height`` input rows instead of a padded copy of the tensor.
 
-Dense layers (a one-row ``matmul``) get the same treatment: ``MATMUL_TILE`` outputs accumulate
-in registers over the reduction, the epilogue runs per tile.
+Dense layers (a one-row ``matmul``) get the same treatment: a tile of outputs accumulates over the
+reduction, the epilogue runs per tile.
 
 Kernels that the tuning database schedules are left alone; so is any kernel whose shape does not
 divide into tiles (it keeps Relax's schedule).
@@ -24,21 +24,44 @@ divide into tiles (it keeps Relax's schedule).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Tiles:
+    channels: int   # output channels per conv tile
+    columns: int    # output columns per conv tile (or the largest divisor of the width below it)
+    dense: int      # outputs per dense-layer tile
+    vectorize: bool  # the column (dense: output) tile is a SIMD vector, not unrolled scalars
+
+
 # Measured on ResNet-8, emulated Cortex-M4 (instructions per MAC of the 3x3 convs): 2 x 8 gives
 # 2.40-2.52; 4 x 4 2.60-2.71; 1 x 8 2.64-2.79; 8 x 2 3.00-3.13; 4 x 8 (too many accumulators
 # for 32 FP registers) 3.51-3.61. Wide column tiles win because the unrolled kernel columns
 # reuse the loaded inputs.
-CHANNEL_TILE = 2
-COLUMN_TILE = 8  # or the largest divisor of the width below it
 # Autoencoder, Cortex-M4, instructions per MAC of the 128x128 layers: 8 gives 3.88, 16 3.74, 4 3.96
 # (LLVM emits VMUL + VADD rather than VMLA here: about one instruction per MAC above gcc's code).
-MATMUL_TILE = 8
+MICROCONTROLLER = Tiles(channels=2, columns=8, dense=8, vectorize=False)
+# x86-64 (AVX2) latency: 4 x 8 and 8 x 8 tie for ResNet-8, 4 x 16 is slower; dense 16 beats 32.
+SIMD = Tiles(channels=4, columns=8, dense=16, vectorize=True)
 CONV_BLOCK = "conv2d_nchw"
 MATMUL_BLOCK = "matmul"
 PAD_BLOCK = "pad_temp"
 
 
-def schedule_conv(func):
+def tiles_for(spec: dict[str, Any]) -> Tiles:
+    """Tiles for a ``[tvm_target]``: Thumb (Cortex-M) has scalar FP registers only."""
+    return MICROCONTROLLER if str(spec.get("mtriple", "")).startswith("thumb") else SIMD
+
+
+def default_schedules(spec: dict[str, Any]):
+    """The ``default_schedules`` callable :func:`edgekit.compiler.lower.optimize` takes."""
+    return partial(apply_default_schedules, tiles=tiles_for(spec))
+
+
+def schedule_conv(func, tiles: Tiles = MICROCONTROLLER):
     """The scheduled PrimFunc, or None when ``func`` is not a conv kernel this rule tiles."""
     from tvm import s_tir
 
@@ -52,31 +75,33 @@ def schedule_conv(func):
         return None
     nn, ff, yy, xx, rc, ry, rx = loops
     channels, columns = (int(sch.get(loop).extent) for loop in (ff, xx))
-    column_tile = next((t for t in range(min(COLUMN_TILE, columns), 1, -1) if columns % t == 0), 1)
-    if channels % CHANNEL_TILE or column_tile < 2:
+    column_tile = _largest_divisor(columns, tiles.columns)
+    if channels % tiles.channels or column_tile < 2:
         return None
     epilogue = names[names.index(CONV_BLOCK) + 1:]
     try:
         for name in epilogue[:-1]:
             sch.compute_inline(sch.get_sblock(name))
-        ff_outer, ff_inner = sch.split(ff, [None, CHANNEL_TILE])
+        ff_outer, ff_inner = sch.split(ff, [None, tiles.channels])
         xx_outer, xx_inner = sch.split(xx, [None, column_tile])
         sch.reorder(nn, yy, ff_outer, xx_outer, rc, ry, rx, ff_inner, xx_inner)
         if epilogue:
             sch.reverse_compute_at(sch.get_sblock(epilogue[-1]), xx_outer)
         if PAD_BLOCK in names:
             sch.compute_at(sch.get_sblock(PAD_BLOCK), yy)
-        sch.decompose_reduction(conv, rc)
-        for loop in (rx, ff_inner, xx_inner):
+        for loop in (rx, ff_inner) if tiles.vectorize else (rx, ff_inner, xx_inner):
             sch.unroll(loop)
+        if tiles.vectorize:  # before the init is split off: a reduction block without one cannot be
+            sch.vectorize(xx_inner)
+        sch.decompose_reduction(conv, rc)
     except s_tir.ScheduleError:
         return None
     return sch.mod["main"]
 
 
-def schedule_matmul(func):
+def schedule_matmul(func, tiles: Tiles = MICROCONTROLLER):
     """A ``matmul`` kernel of one row (a dense layer, as Relax legalizes Gemm/MatMul with a
-    [K, N] weight) tiled by ``MATMUL_TILE`` outputs; None when the rule does not apply."""
+    [K, N] weight) tiled by ``tiles.dense`` outputs; None when the rule does not apply."""
     from tvm import s_tir
 
     sch = s_tir.Schedule(func)
@@ -89,7 +114,7 @@ def schedule_matmul(func):
         return None
     rows, cols, reduce = loops
     columns = int(sch.get(cols).extent)
-    tile = next((t for t in range(min(MATMUL_TILE, columns), 1, -1) if columns % t == 0), 1)
+    tile = _largest_divisor(columns, tiles.dense)
     if tile < 2:
         return None
     epilogue = names[names.index(MATMUL_BLOCK) + 1:]
@@ -100,21 +125,28 @@ def schedule_matmul(func):
         sch.reorder(rows, outer, reduce, inner)
         if epilogue:
             sch.reverse_compute_at(sch.get_sblock(epilogue[-1]), outer)
+        if tiles.vectorize:
+            sch.vectorize(inner)
+        else:
+            sch.unroll(inner)
         sch.decompose_reduction(block, reduce)
-        sch.unroll(inner)
     except s_tir.ScheduleError:
         return None
     return sch.mod["main"]
 
 
-def apply_default_schedules(mod):
-    """``mod`` with every conv kernel the tuning database did not schedule tiled by this rule."""
+def _largest_divisor(extent: int, limit: int) -> int:
+    return next((t for t in range(min(limit, extent), 1, -1) if extent % t == 0), 1)
+
+
+def apply_default_schedules(mod, tiles: Tiles = MICROCONTROLLER):
+    """``mod`` with every conv and dense kernel the tuning database did not schedule tiled."""
     import tvm
 
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, tvm.tirx.PrimFunc) or func.attrs and func.attrs.get("tirx.is_scheduled"):
             continue
-        scheduled = schedule_conv(func) or schedule_matmul(func)
+        scheduled = schedule_conv(func, tiles) or schedule_matmul(func, tiles)
         if scheduled is not None:
             mod[gv] = scheduled.with_attr("tirx.is_scheduled", True)
     return mod
