@@ -61,19 +61,28 @@ def default_schedules(spec: dict[str, Any]):
     return partial(apply_default_schedules, tiles=tiles_for(spec))
 
 
-def schedule_conv(func, tiles: Tiles = MICROCONTROLLER):
-    """The scheduled PrimFunc, or None when ``func`` is not a conv kernel this rule tiles."""
+def _find(func, block_name: str, n_loops: int):
+    """(schedule, block names in order, the block, its loops) when ``func`` has a block
+    ``block_name`` under ``n_loops`` loops, else None."""
     from tvm import s_tir
 
     sch = s_tir.Schedule(func)
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if CONV_BLOCK not in names:
+    if block_name not in names:
         return None
-    conv = sch.get_sblock(CONV_BLOCK)
-    loops = sch.get_loops(conv)
-    if len(loops) != 7:
+    block = sch.get_sblock(block_name)
+    loops = sch.get_loops(block)
+    return (sch, names, block, loops) if len(loops) == n_loops else None
+
+
+def schedule_conv(func, tiles: Tiles = MICROCONTROLLER):
+    """The scheduled PrimFunc, or None when ``func`` is not a conv kernel this rule tiles."""
+    from tvm import s_tir
+
+    found = _find(func, CONV_BLOCK, 7)
+    if found is None:
         return None
-    nn, ff, yy, xx, rc, ry, rx = loops
+    sch, names, conv, (nn, ff, yy, xx, rc, ry, rx) = found
     channels, columns = (int(sch.get(loop).extent) for loop in (ff, xx))
     column_tile = _largest_divisor(columns, tiles.columns)
     if channels % tiles.channels or column_tile < 2:
@@ -104,15 +113,10 @@ def schedule_matmul(func, tiles: Tiles = MICROCONTROLLER):
     [K, N] weight) tiled by ``tiles.dense`` outputs; None when the rule does not apply."""
     from tvm import s_tir
 
-    sch = s_tir.Schedule(func)
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    if MATMUL_BLOCK not in names:
+    found = _find(func, MATMUL_BLOCK, 3)
+    if found is None or int(found[0].get(found[3][0]).extent) != 1:
         return None
-    block = sch.get_sblock(MATMUL_BLOCK)
-    loops = sch.get_loops(block)
-    if len(loops) != 3 or int(sch.get(loops[0]).extent) != 1:
-        return None
-    rows, cols, reduce = loops
+    sch, names, block, (rows, cols, reduce) = found
     columns = int(sch.get(cols).extent)
     tile = _largest_divisor(columns, tiles.dense)
     if tile < 2:
