@@ -1,9 +1,10 @@
 """TVM back end figures: x86-64 latency against onnxruntime, aarch64 instructions NEON vs scalar,
 and ``edgekit build`` wall time per target.
 
-x86-64: each model is built with ``--backend tvm`` untuned (tuning records ignored) and, when the
-tuning database for x86-64 holds records (``edgekit tune``), tuned; both libraries and onnxruntime
-are timed in this one process on the same input (median of N runs after a warm-up). The TVM driver
+x86-64 and x86-64-v3 (AVX2): each model is built with ``--backend tvm`` as Relax schedules it, with
+edgekit's default schedule (both ignoring tuning records) and, when the profile's tuning database
+holds records (``edgekit tune``), tuned; the libraries and onnxruntime are timed in this one
+process on the same input (median of N runs after a warm-up). The TVM driver
 runs parallel loops serially on one thread, so onnxruntime is timed with one intra-op thread
 (the like-for-like ratio) and with its default threads (for information).
 cortex-a76: instructions per inference under qemu-aarch64 (the harness's counting plugin) with the
@@ -63,19 +64,22 @@ def median_us(fn, repeats: int) -> float:
     return statistics.median(samples) * 1e6
 
 
+X86_TARGETS = ("x86-64", "x86-64-v3")  # baseline SSE2, and AVX2 + FMA
+
+
 def x86_latency(scratch: Path, repeats: int) -> dict:
+    """Per model and x86 profile: TVM as Relax schedules it (``relax``), with edgekit's default
+    schedule (``default``), and tuned when the profile's database holds records, against
+    onnxruntime with one thread, all timed in this process on the same 64-byte-aligned input."""
     import onnxruntime as ort
 
     from edgekit.compiler import tuning
     from edgekit.compiler.runners import load_python_loader
 
     reg = registry()
-    records = tuning.record_count(tuning.database_dir(reg.target("x86-64").tvm_target))
+    records = {t: tuning.record_count(tuning.database_dir(reg.target(t).tvm_target)) for t in X86_TARGETS}
     figures = {}
     for name, path in MODELS.items():
-        variants = {"untuned": {"no_tuning": True}}
-        if records:
-            variants["tuned"] = {}
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         session_1 = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -85,17 +89,23 @@ def x86_latency(scratch: Path, repeats: int) -> dict:
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         row = {"onnxruntime_1thread_us": median_us(lambda: session_1.run(None, {feed_name: x}), repeats),
                "onnxruntime_default_us": median_us(lambda: session_n.run(None, {feed_name: x}), repeats)}
-        for variant, options in variants.items():
-            out = scratch / f"{name}-x86-{variant}"
-            report, _ = build(path, "x86-64", out, False, **options)
-            model = load_python_loader(out, report["backend"])
-            outputs = [model.aligned(np.empty(s["shape"], dtype=s["dtype"])) for s in report["backend"]["outputs"]]
-            x_aligned = model.aligned(x)
-            row[f"tvm_{variant}_us"] = median_us(lambda: model.run_into([x_aligned], outputs), repeats)
-            row[f"tvm_{variant}_vs_ort_1thread"] = row[f"tvm_{variant}_us"] / row["onnxruntime_1thread_us"]
-            row[f"tvm_{variant}_kernels_tuned"] = len(report["backend"]["tuned_kernels"])
+        for target in X86_TARGETS:
+            variants = {"relax": {"no_tuning": True, "default_schedule": False}, "default": {"no_tuning": True}}
+            if records[target]:
+                variants["tuned"] = {}
+            for variant, options in variants.items():
+                out = scratch / f"{name}-{target}-{variant}"
+                report, _ = build(path, target, out, False, **options)
+                model = load_python_loader(out, report["backend"])
+                outputs = [model.aligned(np.empty(s["shape"], dtype=s["dtype"])) for s in report["backend"]["outputs"]]
+                x_aligned = model.aligned(x)
+                key = f"{target}_{variant}"
+                row[f"{key}_us"] = median_us(lambda: model.run_into([x_aligned], outputs), repeats)
+                row[f"{key}_vs_ort_1thread"] = row[f"{key}_us"] / row["onnxruntime_1thread_us"]
+                if variant == "tuned":
+                    row[f"{key}_kernels_tuned"] = len(report["backend"]["tuned_kernels"])
         figures[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-    figures["tuning_records_x86"] = records
+    figures["tuning_records"] = records
     return figures
 
 
@@ -124,7 +134,7 @@ def aarch64_instructions(scratch: Path) -> dict:
 
 def build_times(scratch: Path) -> dict:
     times = {}
-    for target in ("x86-64", "cortex-a53", "cortex-a76", "mali-g78", "adreno-650"):
+    for target in ("x86-64", "x86-64-v3", "cortex-a53", "cortex-a76", "mali-g78", "adreno-650"):
         for name, path in MODELS.items():
             _, seconds = build(path, target, scratch / f"time-{name}-{target}", False, no_tuning=True)
             times[f"{target}/{name}"] = round(seconds, 2)
