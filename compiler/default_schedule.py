@@ -89,7 +89,8 @@ def _find(func, block_name: str, n_loops: int):
 
 
 def schedule_conv(func, tiles: Tiles = MICROCONTROLLER):
-    """The scheduled PrimFunc, or None when ``func`` is not a conv kernel this rule tiles."""
+    """The schedule (its ``mod["main"]`` the tiled kernel, its ``trace`` replayable on ``func``),
+    or None when ``func`` is not a conv kernel this rule tiles."""
     from tvm import s_tir
 
     found = _find(func, CONV_BLOCK, 7)
@@ -118,12 +119,12 @@ def schedule_conv(func, tiles: Tiles = MICROCONTROLLER):
         sch.decompose_reduction(conv, rc)
     except s_tir.ScheduleError:
         return None
-    return sch.mod["main"]
+    return sch
 
 
 def schedule_matmul(func, tiles: Tiles = MICROCONTROLLER):
     """A ``matmul`` kernel of one row (a dense layer, as Relax legalizes Gemm/MatMul with a
-    [K, N] weight) tiled by ``tiles.dense`` outputs; None when the rule does not apply."""
+    [K, N] weight) tiled by ``tiles.dense`` outputs, as a schedule; None when the rule does not apply."""
     from tvm import s_tir
 
     found = _find(func, MATMUL_BLOCK, 3)
@@ -149,7 +150,7 @@ def schedule_matmul(func, tiles: Tiles = MICROCONTROLLER):
         sch.decompose_reduction(block, reduce)
     except s_tir.ScheduleError:
         return None
-    return sch.mod["main"]
+    return sch
 
 
 def _largest_divisor(extent: int, limit: int) -> int:
@@ -163,7 +164,12 @@ def apply_default_schedules(mod, tiles: Tiles = MICROCONTROLLER):
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, tvm.tirx.PrimFunc) or func.attrs and func.attrs.get("tirx.is_scheduled"):
             continue
-        scheduled = schedule_conv(func, tiles) or schedule_matmul(func, tiles)
+        scheduled = schedule_kernel(func, tiles)
         if scheduled is not None:
-            mod[gv] = scheduled.with_attr("tirx.is_scheduled", True)
+            mod[gv] = scheduled.mod["main"].with_attr("tirx.is_scheduled", True)
     return mod
+
+
+def schedule_kernel(func, tiles: Tiles = MICROCONTROLLER):
+    """The default schedule of one kernel (conv or dense), or None when no rule applies."""
+    return schedule_conv(func, tiles) or schedule_matmul(func, tiles)
