@@ -95,7 +95,7 @@ def first_interrupt_stops(stop, echo):
               help="measured candidates in total over all kernels")
 @click.option("--trials-per-task", type=click.IntRange(1), default=None, help="cap per kernel")
 @click.option("--batch", "trials_per_batch", type=click.IntRange(1), default=None,
-              help="candidates measured per batch (a Ctrl-C waits for one batch)")
+              help="candidates measured per batch (default 4 on an emulated board, else 8)")
 @click.option("--tuning-dir", type=click.Path(file_okay=False), default=None,
               help="database directory (default: the edgekit cache, keyed by target)")
 @click.option("--input-shape", "input_shapes", multiple=True, help="NAME=1,3,32,32 for dynamic inputs")
@@ -106,7 +106,8 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
                  rpc_tracker, rpc_key):
     """Tune MODEL's kernels for a TVM target with MetaSchedule; builds reuse the records.
 
-    Cortex-M targets are measured on their emulated board, scored by executed instructions."""
+    Cortex-M targets (their emulated board) and aarch64 targets (qemu-aarch64) are scored by the
+    instructions a candidate executes; host targets by time, --rpc-tracker devices by time."""
     from pathlib import Path
 
     from edgekit.compiler import tuning
@@ -116,17 +117,19 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     rpc = _rpc(rpc_tracker, rpc_key)
     onnx_model, target, context = prepare_model(model, target_name, input_shapes)
     check_model(onnx_model, target, context)
-    emulated = tuning.is_emulated_mcu(target) and not rpc
+    emulated = tuning.measured_by_emulator(target, rpc)
     directory = Path(tuning_dir) if tuning_dir else tuning.database_dir(target.tvm_target)
     echo = functools.partial(click.echo, err=True)
-    where = f"instructions on {target.emulator.machine}" if emulated else "time"
-    echo(f"tuning {model} for {target.name}: {trials} trials scored by {where}, database {directory}")
+    where = f"instructions under {target.emulator.program} {target.emulator.machine}".rstrip() if emulated else "time"
+    show = sys.stderr.isatty()  # elsewhere (CI, pipes) only the final summary line
+    if show:
+        echo(f"tuning {model} for {target.name}: {trials} trials scored by {where}, database {directory}")
     stop = StopRequest()
     # MetaSchedule's console log (its tables speak of latency whatever the score) goes quiet; its log
     # files under the database's logs/ directory keep everything.
-    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    logging.getLogger(tuning.META_SCHEDULE_LOGGER).setLevel(logging.WARNING)
     progress = TuneProgress(trials, score=SCORE_INSTRUCTIONS if emulated else SCORE_SECONDS,
-                            scale=SCALE if emulated else 1.0, show=sys.stderr.isatty(), stop=stop)
+                            scale=SCALE if emulated else 1.0, show=show, stop=stop)
     before = tuning.record_count(directory)
     try:
         # Only the emulated runner re-measures what a Ctrl-C killed; elsewhere Ctrl-C stops at once.
@@ -134,13 +137,13 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
         with interrupts, progress:
             result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task,
                                  progress=progress_callback(progress), stop=stop,
-                                 trials_per_batch=trials_per_batch or tuning.TRIALS_PER_BATCH)
+                                 trials_per_batch=trials_per_batch)
     except BaseException as exc:
         # The stop raised in the measure callback comes back through TVM's FFI, possibly re-typed.
         if not (stop.requested or isinstance(exc, KeyboardInterrupt)):
             raise
         kept = tuning.record_count(directory)
-        echo(progress.summary())
+        # Counted from the database: a second Ctrl-C can land after a commit, before the progress count.
         echo(f"interrupted: {kept - before} new records kept ({kept} in {directory}); "
              "run the same command again to resume from them")
         sys.exit(130)

@@ -1,12 +1,13 @@
-"""MetaSchedule measurement on an emulated Cortex-M: candidates scored by executed instructions.
+"""MetaSchedule measurement under QEMU: candidates scored by the instructions they execute.
 
-Technique: :class:`ThumbObjectBuilder` compiles each candidate PrimFunc in-process exactly as
-builds compile kernels (``tvm.compile`` under ``opt_level=3`` and ``tirx.disable_assert``) into a
-relocatable Thumb object whose packed entry point is ``__tvm_ffi_main``. :class:`QemuCountRunner`
-links that object with a generated ``main()`` (static aligned argument buffers filled by an LCG,
-one packed call between ``ek_harness_begin``/``ek_harness_end``, the runtime shims of the mcu-c
-driver) through the harness's :func:`build_program`, runs it on the target's QEMU board and counts
-the instructions between the markers with the counting plugin. Candidates of a batch run on a
+Technique: :class:`ObjectBuilder` compiles each candidate PrimFunc in-process exactly as builds
+compile kernels (``tvm.compile`` under ``opt_level=3`` and ``tirx.disable_assert``) into a
+relocatable object (Thumb for Cortex-M, AArch64) whose packed entry point is ``__tvm_ffi_main``.
+:class:`QemuCountRunner` links that object with a generated ``main()`` (static aligned argument
+buffers filled by an LCG, one packed call between ``ek_harness_begin``/``ek_harness_end``, the
+runtime shims of the mcu-c driver): on Cortex-M through the harness's :func:`build_program` and
+run on the target's QEMU board, on aarch64 as a static Linux program under qemu-aarch64; the
+counting plugin counts the instructions between the markers. Candidates of a batch run on a
 thread pool (each one is a compiler and a QEMU process).
 
 The score handed to MetaSchedule is ``run_secs = [instructions / 1e9]``: MetaSchedule minimises
@@ -28,6 +29,7 @@ from pathlib import Path
 import edgekit
 
 ENTRY = "__tvm_ffi_main"
+MARKERS = ("ek_harness_begin", "ek_harness_end")
 OBJECT_NAME = "candidate.o"
 WORKSPACE_BYTES = 512 * 1024  # the bump allocator's region; a candidate that wants more returns nonzero
 BUFFER_ALIGN = 64
@@ -82,7 +84,7 @@ def _builder_classes():
     from tvm.s_tir import meta_schedule as ms
 
     @derived_object
-    class ThumbObjectBuilder(ms.builder.PyBuilder):
+    class ObjectBuilder(ms.builder.PyBuilder):
         """Builds candidates in this process, one after another: a kernel compiles in ~50 ms, while
         LocalBuilder's worker pool restarts (and re-imports TVM) for every batch."""
 
@@ -93,7 +95,7 @@ def _builder_classes():
                     path = export_object(build_candidate(build_input.mod, build_input.target))
                     results.append(ms.builder.BuilderResult(path, None))
                 except Exception as exc:  # noqa: BLE001 - any compiler error fails this candidate only
-                    results.append(ms.builder.BuilderResult(None, f"ThumbObjectBuilder: {exc}"))
+                    results.append(ms.builder.BuilderResult(None, f"ObjectBuilder: {exc}"))
             return results
 
     @derived_object
@@ -114,7 +116,7 @@ def _builder_classes():
 
     @derived_object
     class QemuCountRunner(ms.runner.PyRunner):
-        """Scores each candidate by the instructions one call executes on the emulated board."""
+        """Scores each candidate by the instructions one call executes under QEMU."""
 
         def __init__(self, target: edgekit.Target, stop: StopRequest | None = None,
                      max_workers: int = MAX_WORKERS, keep_dirs: bool = False) -> None:
@@ -144,7 +146,7 @@ def _builder_classes():
         def shutdown(self) -> None:
             self.pool.shutdown(wait=True)
 
-    return ThumbObjectBuilder, QemuCountRunner
+    return ObjectBuilder, QemuCountRunner
 
 
 class StopRequest:
@@ -164,7 +166,7 @@ class StopRequest:
         return self.count > 0
 
 
-def thumb_builder():
+def object_builder():
     return _builder_classes()[0]()
 
 
@@ -237,41 +239,67 @@ def _c_type(dtype: str) -> tuple[str, int, int]:
 
 def measure_object(obj: Path, specs: list[tuple[str, list[int]]], target: edgekit.Target,
                    keep_dir: bool = False) -> int:
-    """Instructions one call of the candidate in ``obj`` executes on ``target``'s emulated board.
+    """Instructions one call of the candidate in ``obj`` executes on ``target``'s emulator.
     A build failure, a fault, a nonzero status or a missing count raises :class:`edgekit.BuildError`."""
     from edgekit.compiler.mcu_driver import ABI_HEADER, abi_header
-    from edgekit.plugins.harness.compile import run_tool, sibling_tool
-    from edgekit.plugins.harness.counting import run_counted
-    from edgekit.plugins.harness.firmware import build_program
+    from edgekit.compiler.mcu_library import _use_aeabi_helpers
 
     if not obj.is_file():
         raise edgekit.BuildError(f"{obj}: candidate object missing")
     work = Path(tempfile.mkdtemp(prefix="run-", dir=obj.parent))
     try:
-        symbols = set(run_tool([sibling_tool(target.toolchain.cc, "nm"), str(obj)], "listing candidate symbols").split())
+        # Soft-float Thumb-1 objects (Cortex-M0+) call GNU helper names libgcc lacks: renamed as builds do.
+        symbols = _use_aeabi_helpers(target, obj.parent, obj.name)
         if ENTRY not in symbols:
             raise edgekit.BuildError(f"{obj.name}: no {ENTRY} entry point")
         (work / ABI_HEADER).write_text(abi_header(), encoding="utf-8")
         (work / "main.c").write_text(harness_source(specs, symbols), encoding="utf-8")
-        # build_program links sources only: the candidate object rides on the toolchain's link flags.
-        linking = dataclasses.replace(target, toolchain=dataclasses.replace(
-            target.toolchain, ldflags=(*target.toolchain.ldflags, str(obj.resolve()))))
-        firmware = build_program([work / "main.c"], linking, work / "build", include_dirs=(work,))
-        emu = target.emulator
-        run = run_counted(firmware.elf, machine=emu.machine, cpu=emu.cpu, program=emu.program,
-                          marks=["ek_harness_begin", "ek_harness_end"], timeout=RUN_TIMEOUT_S,
-                          nm=sibling_tool(target.toolchain.cc, "nm"))
+        if target.emulator.program == "qemu-aarch64":
+            run = _run_linux_user(work, obj, target)
+        else:
+            run = _run_on_board(work, obj, target)
         if run.exit_code != 0:
             detail = (run.stderr or run.stdout).strip().splitlines()
             raise edgekit.BuildError(f"candidate exited with status {run.exit_code}"
                                      + (f": {detail[-1]}" if detail else ""))
-        spans = run.between("ek_harness_begin", "ek_harness_end")
+        spans = run.between(*MARKERS)
         if len(spans) != 1 or spans[0] <= 0:
             raise edgekit.BuildError(f"candidate run gave no instruction count between the markers ({spans})")
         return spans[0]
     finally:
         if not keep_dir:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_on_board(work: Path, obj: Path, target: edgekit.Target):
+    """Bare-metal firmware (the harness start-up, semihosting exit status) on the QEMU board."""
+    from edgekit.plugins.harness.compile import sibling_tool
+    from edgekit.plugins.harness.counting import run_counted
+    from edgekit.plugins.harness.firmware import build_program
+
+    # build_program links sources only: the candidate object rides on the toolchain's link flags.
+    linking = dataclasses.replace(target, toolchain=dataclasses.replace(
+        target.toolchain, ldflags=(*target.toolchain.ldflags, str(obj.resolve()))))
+    firmware = build_program([work / "main.c"], linking, work / "build", include_dirs=(work,))
+    emu = target.emulator
+    return run_counted(firmware.elf, machine=emu.machine, cpu=emu.cpu, program=emu.program, marks=list(MARKERS),
+                       timeout=RUN_TIMEOUT_S, nm=sibling_tool(target.toolchain.cc, "nm"))
+
+
+def _run_linux_user(work: Path, obj: Path, target: edgekit.Target):
+    """A static, position-dependent Linux program (marker symbols keep their addresses) under
+    qemu-aarch64."""
+    from edgekit.plugins.harness.compile import WARNINGS, require_tool, run_tool, sibling_tool
+    from edgekit.plugins.harness.counting import run_counted_user
+    from edgekit.plugins.harness.firmware import FIRMWARE_DIR
+
+    cc = require_tool(target.toolchain.cc, f"link candidates for {target.name}")
+    program = work / "candidate"
+    run_tool([cc, *target.toolchain.cflags, "-O2", *WARNINGS, f"-I{work}", f"-I{FIRMWARE_DIR}", "-static", "-no-pie",
+              "main.c", str(FIRMWARE_DIR / "ek_markers.c"), str(obj.resolve()), *target.toolchain.ldflags, "-lm",
+              "-o", str(program)], f"linking a candidate for {target.name}", cwd=work)
+    return run_counted_user(program, marks=list(MARKERS), program=target.emulator.program, cpu=target.emulator.cpu,
+                            timeout=RUN_TIMEOUT_S, nm=sibling_tool(cc, "nm"))
 
 
 def measure_primfunc(func, target: edgekit.Target) -> int:
@@ -291,11 +319,12 @@ def measure_primfunc(func, target: edgekit.Target) -> int:
 
 def kernel_report(fused_mod, target: edgekit.Target, database) -> list[dict]:
     """Per tuned kernel: instructions as Relax legalizes it, with edgekit's default Cortex-M schedule
-    (what an untuned build compiles, when the rule applies) and the best record in ``database``."""
+    (what an untuned mcu-c build compiles, when the rule applies; Cortex-M only) and the best
+    record in ``database``."""
     from tvm.s_tir import meta_schedule as ms
 
     from edgekit.compiler.mcu_schedule import schedule_conv, schedule_matmul
-    from edgekit.compiler.tuning import tuning_target
+    from edgekit.compiler.tuning import is_emulated_mcu, tuning_target
 
     rows = []
     for task in ms.relax_integration.extract_tasks(fused_mod, tuning_target(target)):
@@ -306,7 +335,7 @@ def kernel_report(fused_mod, target: edgekit.Target, database) -> list[dict]:
         if not top or not top[0].run_secs:
             continue
         func = mod["main"]
-        default = schedule_conv(func) or schedule_matmul(func)
+        default = (schedule_conv(func) or schedule_matmul(func)) if is_emulated_mcu(target) else None
         rows.append({"kernel": str(task.task_name), "calls": int(task.weight),
                      "relax_instructions": measure_primfunc(func, target),
                      "default_schedule_instructions": measure_primfunc(default, target) if default is not None else None,
