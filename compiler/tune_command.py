@@ -1,11 +1,18 @@
 """``edgekit tune MODEL --target T --trials N``: MetaSchedule records for later builds.
 
 The model goes through the same front end and pass pipeline as ``edgekit build``, so the tuned
-workloads are exactly the kernels a build compiles. Ctrl-C stops tuning and keeps every record
-measured so far (the JSON database appends as it goes); running again resumes from them.
+workloads are exactly the kernels a build compiles. Ctrl-C stops tuning once the batch in flight
+is measured and committed (a second Ctrl-C abandons that batch) and exits 130; every committed
+record is kept (the JSON database appends per batch) and running again resumes from them.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import sys
 
 import click
 
@@ -45,35 +52,125 @@ def prepare_model(model: str, target_name: str, input_shapes: list[str]):
     return onnx_model, target, context
 
 
+def check_model(onnx_model, target, context) -> None:
+    """The check of the back end that will build the tuned kernels: mcu-c's ``--kernels tvm`` for a
+    Cortex-M profile, the tvm back end otherwise."""
+    from edgekit.compiler import tuning
+
+    if tuning.is_emulated_mcu(target):
+        from edgekit.compiler.mcu_library import TvmMcuKernels
+
+        TvmMcuKernels().check(onnx_model, context)
+    else:
+        from edgekit.compiler.backend import TvmBackend
+
+        TvmBackend().check(onnx_model, context)
+
+
+@contextlib.contextmanager
+def first_interrupt_stops(stop, echo):
+    """SIGINT while tuning: the first asks for a stop after the batch in flight is measured and
+    committed; a second one interrupts at once (the batch in flight is lost)."""
+    def handler(signum, frame):
+        if stop.press() == 1:
+            echo("stopping after the batch in flight is committed (Ctrl-C again to abandon it)")
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (an embedding application): leave SIGINT alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @click.command("tune")
 @click.argument("model")
 @click.option("--target", "-t", "target_name", required=True, help="target profile (its [tvm_target] is tuned)")
 @click.option("--trials", type=click.IntRange(1), default=64, show_default=True,
               help="measured candidates in total over all kernels")
 @click.option("--trials-per-task", type=click.IntRange(1), default=None, help="cap per kernel")
+@click.option("--batch", "trials_per_batch", type=click.IntRange(1), default=None,
+              help="candidates measured per batch (default 4 on an emulated board, else 8)")
 @click.option("--tuning-dir", type=click.Path(file_okay=False), default=None,
               help="database directory (default: the edgekit cache, keyed by target)")
 @click.option("--input-shape", "input_shapes", multiple=True, help="NAME=1,3,32,32 for dynamic inputs")
 @click.option("--rpc-tracker", default=None, help="HOST:PORT of a TVM RPC tracker: measure on its devices")
 @click.option("--rpc-key", default=None, help="device key registered with the tracker")
 @handle_errors
-def tune_command(model, target_name, trials, trials_per_task, tuning_dir, input_shapes, rpc_tracker, rpc_key):
-    """Tune MODEL's kernels for a TVM target with MetaSchedule; builds reuse the records."""
+def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, tuning_dir, input_shapes,
+                 rpc_tracker, rpc_key):
+    """Tune MODEL's kernels for a TVM target with MetaSchedule; builds reuse the records.
+
+    Cortex-M targets (their emulated board) and aarch64 targets (qemu-aarch64) are scored by the
+    instructions a candidate executes; host targets by time, --rpc-tracker devices by time."""
     from pathlib import Path
 
     from edgekit.compiler import tuning
-    from edgekit.compiler.backend import TvmBackend
+    from edgekit.compiler.tune_progress import SCORE_INSTRUCTIONS, SCORE_SECONDS, TuneProgress, progress_callback
+    from edgekit.compiler.tune_qemu import SCALE, StopRequest
 
     rpc = _rpc(rpc_tracker, rpc_key)
     onnx_model, target, context = prepare_model(model, target_name, input_shapes)
-    TvmBackend().check(onnx_model, context)
+    check_model(onnx_model, target, context)
+    emulated = tuning.measured_by_emulator(target, rpc)
     directory = Path(tuning_dir) if tuning_dir else tuning.database_dir(target.tvm_target)
-    click.echo(f"tuning {model} for {target.name}: {trials} trials, database {directory}", err=True)
+    echo = functools.partial(click.echo, err=True)
+    where = f"instructions under {target.emulator.program} {target.emulator.machine}".rstrip() if emulated else "time"
+    show = sys.stderr.isatty()  # elsewhere (CI, pipes) only the final summary line
+    if show:
+        echo(f"tuning {model} for {target.name}: {trials} trials scored by {where}, database {directory}")
+    stop = StopRequest()
+    # MetaSchedule's console log (its tables speak of latency whatever the score) goes quiet; its log
+    # files under the database's logs/ directory keep everything.
+    logging.getLogger(tuning.META_SCHEDULE_LOGGER).setLevel(logging.WARNING)
+    progress = TuneProgress(trials, score=SCORE_INSTRUCTIONS if emulated else SCORE_SECONDS,
+                            scale=SCALE if emulated else 1.0, show=show, stop=stop)
+    before = tuning.record_count(directory)
     try:
-        result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: {tuning.record_count(directory)} records kept in {directory}; "
-                   "run again to resume", err=True)
-        raise
+        # Only the emulated runner re-measures what a Ctrl-C killed; elsewhere Ctrl-C stops at once.
+        interrupts = first_interrupt_stops(stop, echo) if emulated else contextlib.nullcontext()
+        with interrupts, progress:
+            result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task,
+                                 progress=progress_callback(progress), stop=stop,
+                                 trials_per_batch=trials_per_batch)
+    except BaseException as exc:
+        # The stop raised in the measure callback comes back through TVM's FFI, possibly re-typed.
+        if not (stop.requested or isinstance(exc, KeyboardInterrupt)):
+            raise
+        kept = tuning.record_count(directory)
+        # Counted from the database: a second Ctrl-C can land after a commit, before the progress count.
+        echo(f"interrupted: {kept - before} new records kept ({kept} in {directory}); "
+             "run the same command again to resume from them")
+        sys.exit(130)
+    echo(progress.summary())
+    if emulated:
+        _echo_kernel_report(onnx_model, target, directory)
     click.echo(f"{result['records_after'] - result['records_before']} new records "
                f"({result['records_after']} in {result['directory']})")
+
+
+def _echo_kernel_report(onnx_model, target, directory) -> None:
+    """Per tuned kernel, instructions per call: untuned (Relax's schedule, and edgekit's default
+    Cortex-M schedule where it applies) against the best record."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from edgekit.compiler import tuning, tune_qemu
+    from edgekit.compiler.importer import import_onnx
+    from edgekit.compiler.lower import tvm_target
+
+    fused = tuning.fuse(import_onnx(onnx_model), tvm_target(target.tvm_target))
+    database = ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
+    rows = tune_qemu.kernel_report(fused, target, database)
+    if not rows:
+        return
+    width = max(len(r["kernel"]) for r in rows)
+    click.echo(f"{'kernel':<{width}}  calls  {'relax':>12}  {'default':>12}  {'best':>12}  (instructions per call)")
+    for r in rows:
+        default = r["default_schedule_instructions"]
+        click.echo(f"{r['kernel']:<{width}}  {r['calls']:>5}  {r['relax_instructions']:>12,}  "
+                   f"{(f'{default:,}' if default is not None else '-'):>12}  {r['best_instructions']:>12,}")

@@ -10,8 +10,10 @@ Builds open the same directory and apply it in the "zero" pipeline automatically
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,13 @@ NO_TUNING_OPTION = "no_tuning"    # context option: ignore tuning records
 RECORDS_FILE = "database_tuning_record.json"
 WORKLOADS_FILE = "database_workload.json"
 BUILD_TIMEOUT_S = 180
+META_SCHEDULE_LOGGER = "tvm.s_tir.meta_schedule"
 # Candidates per measured batch: small batches let a modest --trials reach every kernel.
 TRIALS_PER_BATCH = 8
+# On the emulated board a candidate costs ~0.3 s to link and count: 4 per batch reached all five
+# autoencoder kernels in 32 trials (33 s; 8 per batch reached four in 24 s), and a Ctrl-C waits
+# for at most 4 candidates.
+EMULATED_TRIALS_PER_BATCH = 4
 
 
 def target_key(spec: dict[str, Any]) -> str:
@@ -85,11 +92,17 @@ def tuned_kernels(relax_mod, tvm_target, database) -> list[str]:
 
 
 def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[str, Any] | None = None,
-         trials_per_task: int | None = None) -> dict[str, Any]:
+         trials_per_task: int | None = None, *, progress=None, stop=None,
+         trials_per_batch: int | None = None) -> dict[str, Any]:
     """Run MetaSchedule on every fused kernel of ``model`` for ``target``; records go to ``directory``.
 
     Host targets measure by time with the local runner; ``rpc`` (tracker host, port, key) measures
-    on a device registered with a TVM RPC tracker instead.
+    on a device registered with a TVM RPC tracker instead; a Cortex-M target emulated by
+    qemu-system-arm, or an aarch64 one run by qemu-aarch64, measures executed instructions
+    (:mod:`edgekit.compiler.tune_qemu`).
+    ``progress`` is a MetaSchedule measure callback run after the database commit of each batch;
+    ``stop`` (a :class:`~edgekit.compiler.tune_qemu.StopRequest`) lets the emulated runner finish a
+    batch a Ctrl-C interrupted.
     """
     from tvm.s_tir import meta_schedule as ms
 
@@ -100,32 +113,124 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     if spec.get("kind") != "llvm":
         raise edgekit.UsageError(f"target '{target.name}': tuning supports CPU (llvm) targets here, "
                                  f"not kind '{spec.get('kind')}'")
+    builder, runner, tgt = _measurement(target, rpc, stop)
+    if trials_per_batch is None:
+        trials_per_batch = EMULATED_TRIALS_PER_BATCH if measured_by_emulator(target, rpc) else TRIALS_PER_BATCH
     fused = fuse(import_onnx(model), tvm_target(spec))
-    # MetaSchedule needs the core count of the measuring machine (parallel loop extents).
-    import os
-
-    tgt = tvm_target({**spec, "num-cores": int(spec.get("num-cores", 4 if rpc else os.cpu_count() or 1))})
     directory.mkdir(parents=True, exist_ok=True)
     before = record_count(directory)
-    # Worker processes import TVM first (seconds each on a small machine): MetaSchedule's default
-    # 30 s build timeout killed every candidate of a one-kernel model here, so allow more.
-    runner: Any = ms.runner.LocalRunner(timeout_sec=BUILD_TIMEOUT_S)
-    builder: Any = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
+    import_tensor_intrinsics()
+    callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+    if progress is not None:
+        callbacks.append(progress)  # after AddToDatabase: what it reports is committed
+    try:
+        with _unnamed_log_handlers_set_aside():
+            ms.relax_integration.tune_relax(
+                mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
+                max_trials_per_task=trials_per_task, num_trials_per_iter=min(trials, trials_per_batch),
+                builder=builder, runner=runner, measure_callbacks=callbacks, seed=0)
+    finally:
+        if hasattr(runner, "shutdown"):
+            runner.shutdown()
+    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory)}
+
+
+@contextlib.contextmanager
+def _unnamed_log_handlers_set_aside():
+    """MetaSchedule's ``create_loggers`` names every handler already on its logger in a logging
+    dictConfig; an unnamed one (pytest's log capture attaches some) makes it fail with
+    "'NoneType' object has no attribute 'format'". They are set aside while tuning runs."""
+    logger = logging.getLogger(META_SCHEDULE_LOGGER)
+    unnamed = [h for h in logger.handlers if not h.get_name()]
+    for handler in unnamed:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in unnamed:
+            logger.addHandler(handler)
+
+
+def tuning_target(target: edgekit.Target, rpc: dict[str, Any] | None = None):
+    """The Target MetaSchedule tunes for: the ``[tvm_target]`` builds use, plus the ``num-cores``
+    MetaSchedule requires (parallel loop extents): 1 when QEMU measures (the drivers run parallel
+    loops serially, on one core), the measuring machine's cores on a host, 4 on an RPC device
+    unless the profile says."""
+    import os
+
+    from edgekit.compiler.lower import tvm_target
+
+    spec = target.tvm_target
+    if measured_by_emulator(target, rpc):
+        cores = 1
+    else:
+        cores = int(spec.get("num-cores", 4 if rpc else os.cpu_count() or 1))
+    return tvm_target({**spec, "num-cores": cores})
+
+
+def is_emulated_mcu(target: edgekit.Target) -> bool:
+    """A Cortex-M profile with an emulated board (qemu-system-arm)."""
+    return (str(target.tvm_target.get("mtriple", "")).startswith("thumb")
+            and target.emulator.program == "qemu-system-arm" and bool(target.emulator.machine))
+
+
+def is_emulated_aarch64(target: edgekit.Target) -> bool:
+    """An aarch64 Linux profile run under qemu-aarch64 (user mode)."""
+    return (str(target.tvm_target.get("mtriple", "")).startswith("aarch64")
+            and target.emulator.program == "qemu-aarch64")
+
+
+def measured_by_emulator(target: edgekit.Target, rpc: dict[str, Any] | None = None) -> bool:
+    """Whether candidates are scored by instructions counted in QEMU (no RPC device given)."""
+    return not rpc and (is_emulated_mcu(target) or is_emulated_aarch64(target))
+
+
+def _measurement(target: edgekit.Target, rpc: dict[str, Any] | None, stop):
+    """(builder, runner, tuning target) for where the candidates are measured."""
+    from tvm.s_tir import meta_schedule as ms
+
+    spec = target.tvm_target
+    tgt = tuning_target(target, rpc)
     if rpc:
         runner = ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
             tracker_host=rpc["host"], tracker_port=int(rpc["port"]), tracker_key=rpc["key"],
             session_timeout_sec=120))
+        builder: Any = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
         if spec.get("mtriple", "").startswith("aarch64"):
             builder = ms.builder.LocalBuilder(f_export=_cross_export(target.toolchain.cc),
                                               timeout_sec=BUILD_TIMEOUT_S)
-    elif target.emulator.program:
+        return builder, runner, tgt
+    if measured_by_emulator(target):
+        from edgekit.compiler import tune_qemu
+
+        return tune_qemu.object_builder(), tune_qemu.qemu_runner(target, stop), tgt
+    if target.emulator.program:
         raise edgekit.UsageError(f"target '{target.name}' runs under {target.emulator.program}: tune it "
                                  "through a device with --rpc-tracker HOST:PORT --rpc-key KEY")
-    ms.relax_integration.tune_relax(
-        mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
-        max_trials_per_task=trials_per_task, num_trials_per_iter=min(trials, TRIALS_PER_BATCH),
-        builder=builder, runner=runner, seed=0)
-    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory)}
+    # Worker processes import TVM first (seconds each on a small machine): MetaSchedule's default
+    # 30 s build timeout killed every candidate of a one-kernel model here, so allow more.
+    return (ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S),
+            ms.runner.LocalRunner(timeout_sec=BUILD_TIMEOUT_S), tgt)
+
+
+def import_tensor_intrinsics() -> None:
+    """Import ``tvm.s_tir.tensor_intrin`` (MetaSchedule's TuneContext does on first use) quickly.
+
+    Its ~250 TVMScript functions each call ``inspect.stack()``; for every import-machinery frame
+    (``<frozen importlib._bootstrap>``, no file on disk) ``inspect.getmodule`` scans all of
+    ``sys.modules``, which took 22 s here. Seeding inspect's file-to-module cache for those two
+    frozen modules makes it 5 s; the lookups find no source either way."""
+    import inspect
+    import os
+    import sys
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    for name in ("importlib._bootstrap", "importlib._bootstrap_external"):
+        frozen = f"<frozen {name}>"
+        inspect.modulesbyfile.setdefault(frozen, name)
+        inspect.modulesbyfile.setdefault(os.path.normcase(os.path.abspath(frozen)), name)
+    import tvm.s_tir.tensor_intrin  # noqa: F401
 
 
 def _cross_export(cc: str):
