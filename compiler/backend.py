@@ -66,11 +66,11 @@ class TvmBackend(edgekit.Backend):
         tvm_target = lower.tvm_target(target.tvm_target)
         relax_mod = import_onnx(model)
         timings["import"] = time.perf_counter() - started
-        database, tuned = open_database(context, relax_mod, tvm_target)
+        database, decided = open_database(context, relax_mod, tvm_target)
         if target_kind(target) != "llvm":
             from edgekit.compiler.gpu import build_gpu
 
-            return build_gpu(relax_mod, tvm_target, context, out_dir, database, tuned, timings)
+            return build_gpu(relax_mod, tvm_target, context, out_dir, database, decided["tuned"], timings)
         mark = time.perf_counter()
         from edgekit.compiler.default_schedule import default_schedules
 
@@ -94,7 +94,8 @@ class TvmBackend(edgekit.Backend):
             "library": library, "program": program, "python_loader": "model.py", "c_name": name,
             "inputs": _specs(plan, plan.inputs), "outputs": _specs(plan, plan.outputs),
             "kernels": plan.kernels(), "memory_plan": plan.memory(),
-            "tuned_kernels": tuned, "library_bytes": (out_dir / library).stat().st_size,
+            "tuned_kernels": decided["tuned"], "default_schedule_kernels": decided["default_best"],
+            "library_bytes": (out_dir / library).stat().st_size,
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
         return edgekit.Artifact(backend=self.name, files=written, metadata=metadata)

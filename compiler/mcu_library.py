@@ -75,7 +75,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
             raise edgekit.UsageError(f"--option tvm_codegen={codegen}: expected one of {', '.join(CODEGENS)}")
         tvm_target = lower.tvm_target(target.tvm_target)
         relax_mod = import_onnx(model)
-        database, tuned = open_database(context, relax_mod, tvm_target)
+        database, decided = open_database(context, relax_mod, tvm_target)
         defaults = default_schedules(target.tvm_target) if context.flag("default_schedule", True) else None
         planned = lower.optimize(relax_mod, tvm_target, database, defaults)
         plan = lower.walk_main(planned)
@@ -119,7 +119,9 @@ class TvmMcuKernels(edgekit.KernelLibrary):
             "workspace_allocations": arena.workspace_sizes,
             "inputs": _io(plan, plan.inputs, io_names, names), "outputs": _io(plan, plan.outputs, io_names, names),
             "layers": _layers(plan),
-            "kernels": "tvm", "tvm_codegen": codegen, "tvm_target": dict(target.tvm_target), "tuned_kernels": tuned,
+            "kernels": "tvm", "tvm_codegen": codegen, "tvm_target": dict(target.tvm_target),
+            # kernels the tuning database decides: tuned, or the default schedule measured best
+            "tuned_kernels": decided["tuned"], "default_schedule_kernels": decided["default_best"],
             "kernel_object_bytes": (out_dir / obj).stat().st_size,
             "files": sorted([*files, *written]),
             "seconds": {k: round(v, 3) for k, v in timings.items()},

@@ -150,13 +150,16 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     echo(progress.summary())
     if emulated:
         _echo_kernel_report(onnx_model, target, directory)
-    click.echo(f"{result['records_after'] - result['records_before']} new records "
+    for kernel, why in sorted(result["default_schedule_errors"].items()):
+        echo(f"default schedule of {kernel} not measured: {why}")
+    click.echo(f"{result['records_after'] - result['records_before']} new records, "
+               f"{len(result['default_schedules_measured'])} of them edgekit's default schedules "
                f"({result['records_after']} in {result['directory']})")
 
 
 def _echo_kernel_report(onnx_model, target, directory) -> None:
     """Per tuned kernel, instructions per call: untuned (Relax's schedule, and edgekit's default
-    Cortex-M schedule where it applies) against the best record."""
+    schedule where it applies) against the best record."""
     from tvm.s_tir import meta_schedule as ms
 
     from edgekit.compiler import tuning, tune_qemu

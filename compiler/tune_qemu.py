@@ -318,13 +318,12 @@ def measure_primfunc(func, target: edgekit.Target) -> int:
 
 
 def kernel_report(fused_mod, target: edgekit.Target, database) -> list[dict]:
-    """Per tuned kernel: instructions as Relax legalizes it, with edgekit's default Cortex-M schedule
-    (what an untuned mcu-c build compiles, when the rule applies; Cortex-M only) and the best
-    record in ``database``."""
+    """Per tuned kernel: instructions as Relax legalizes it, with edgekit's default schedule (what an
+    untuned build compiles, when a rule applies) and the best record in ``database``."""
     from tvm.s_tir import meta_schedule as ms
 
-    from edgekit.compiler.mcu_schedule import schedule_conv, schedule_matmul
-    from edgekit.compiler.tuning import is_emulated_mcu, tuning_target
+    from edgekit.compiler.default_schedule import schedule_kernel, tiles_for
+    from edgekit.compiler.tuning import tuning_target
 
     rows = []
     for task in ms.relax_integration.extract_tasks(fused_mod, tuning_target(target)):
@@ -335,7 +334,8 @@ def kernel_report(fused_mod, target: edgekit.Target, database) -> list[dict]:
         if not top or not top[0].run_secs:
             continue
         func = mod["main"]
-        default = (schedule_conv(func) or schedule_matmul(func)) if is_emulated_mcu(target) else None
+        scheduled = schedule_kernel(func, tiles_for(target.tvm_target))
+        default = scheduled.mod["main"] if scheduled is not None else None
         rows.append({"kernel": str(task.task_name), "calls": int(task.weight),
                      "relax_instructions": measure_primfunc(func, target),
                      "default_schedule_instructions": measure_primfunc(default, target) if default is not None else None,

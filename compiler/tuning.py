@@ -54,17 +54,17 @@ def record_count(directory: Path) -> int:
 
 
 def open_database(context: edgekit.BuildContext, relax_mod, tvm_target):
-    """The tuning database for this target, or None (no records, or tuning turned off); and the
-    kernels it changes (fused kernel names), for the report."""
+    """The tuning database for this target, or None (no records, or tuning turned off); and which
+    kernels it decides (:func:`tuned_kernels`), for the report."""
     if context.option(NO_TUNING_OPTION):
-        return None, []
+        return None, {"tuned": [], "default_best": []}
     directory = database_dir(context.target.tvm_target, context.option(TUNING_DIR_OPTION))
     if record_count(directory) == 0:
-        return None, []
+        return None, {"tuned": [], "default_best": []}
     from tvm.s_tir import meta_schedule as ms
 
     database = ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
-    return database, tuned_kernels(relax_mod, tvm_target, database)
+    return database, tuned_kernels(relax_mod, tvm_target, database, context.target.tvm_target)
 
 
 def fuse(relax_mod, tvm_target, database=None):
@@ -77,18 +77,33 @@ def fuse(relax_mod, tvm_target, database=None):
             return relax.get_pipeline("zero")(relax_mod)
 
 
-def tuned_kernels(relax_mod, tvm_target, database) -> list[str]:
-    """Kernels whose TIR the database replaces: compared with and without it, structurally."""
+def tuned_kernels(relax_mod, tvm_target, database, spec: dict[str, Any]) -> dict[str, list[str]]:
+    """Which kernels the database decides: ``tuned`` (a tuned schedule beat edgekit's default, or
+    no default applies) and ``default_best`` (the best record is the default schedule itself,
+    measured as a seed, see ``tuning_seed``). Compared structurally with what an untuned build
+    compiles."""
     import tvm
+    from tvm.s_tir import meta_schedule as ms
     from tvm_ffi import structural_equal  # TVM 0.27: moved out of tvm.ir
 
-    plain, tuned = fuse(relax_mod, tvm_target), fuse(relax_mod, tvm_target, database)
-    changed = []
-    for gv, func in tuned.functions.items():
-        if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint in [g.name_hint for g in plain.get_global_vars()]:
-            if not structural_equal(func, plain[gv.name_hint]):
-                changed.append(gv.name_hint)
-    return sorted(changed)
+    from edgekit.compiler.default_schedule import apply_default_schedules, tiles_for
+
+    relax_only = fuse(relax_mod, tvm_target)
+    recorded = {str(task.task_name) for task in ms.relax_integration.extract_tasks(relax_only, tvm_target)
+                if database.has_workload(task.dispatched[0])}
+    untuned = (apply_default_schedules(fuse(relax_mod, tvm_target), tiles_for(spec))
+               if spec.get("kind") == "llvm" else relax_only)  # GPU builds use dlight, not these
+    applied = fuse(relax_mod, tvm_target, database)
+    names = {g.name_hint for g in untuned.get_global_vars()}
+    decided: dict[str, list[str]] = {"tuned": [], "default_best": []}
+    for gv, func in applied.functions.items():
+        if not isinstance(func, tvm.tirx.PrimFunc) or gv.name_hint not in names:
+            continue
+        if not structural_equal(func, untuned[gv.name_hint]):
+            decided["tuned"].append(gv.name_hint)
+        elif gv.name_hint in recorded:
+            decided["default_best"].append(gv.name_hint)
+    return {k: sorted(v) for k, v in decided.items()}
 
 
 def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[str, Any] | None = None,
@@ -108,6 +123,7 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
 
     from edgekit.compiler.importer import import_onnx
     from edgekit.compiler.lower import tvm_target
+    from edgekit.compiler.tuning_seed import seed_default_schedules
 
     spec = target.tvm_target
     if spec.get("kind") != "llvm":
@@ -124,6 +140,10 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     if progress is not None:
         callbacks.append(progress)  # after AddToDatabase: what it reports is committed
     try:
+        # The default schedules first, measured like any candidate: the best record is then never
+        # worse than what an untuned build runs, and the search starts from them.
+        seeded, seed_errors = seed_default_schedules(
+            fused, tgt, spec, ms.database.JSONDatabase(work_dir=str(directory)), builder, runner)
         with _unnamed_log_handlers_set_aside():
             ms.relax_integration.tune_relax(
                 mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
@@ -132,7 +152,8 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     finally:
         if hasattr(runner, "shutdown"):
             runner.shutdown()
-    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory)}
+    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory),
+            "default_schedules_measured": seeded, "default_schedule_errors": seed_errors}
 
 
 @contextlib.contextmanager

@@ -28,6 +28,8 @@ def seed_default_schedules(fused_mod, target, spec: dict[str, Any], database, bu
     seeds = []
     for task in ms.relax_integration.extract_tasks(fused_mod, target):
         workload_mod = task.dispatched[0]
+        if database.has_workload(workload_mod):
+            continue  # measured before (a resumed run): its records already compete
         schedule = schedule_kernel(workload_mod["main"], tiles)
         if schedule is not None:
             seeds.append((task.task_name, workload_mod, schedule))

@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.tvm.test_tuning import _tiny_fc
+from tests.tvm.test_tuning import _tiny_fc, from_database
 
 pytest.importorskip("xgboost", reason="the tune extra is not installed (pip install edgekit[tune])")
 
@@ -126,7 +126,8 @@ def test_tune_cortex_m4_writes_records_a_build_applies(tmp_path, registry, monke
 
     model, db, result = _tune_tiny_fc(tmp_path, monkeypatch, "cortex-m4")
     assert result.exit_code == 0, result.output
-    assert tuning.record_count(db) == 2
+    # two trials, plus edgekit's default schedule measured first as a record of its own
+    assert tuning.record_count(db) == 3 and "1 of them edgekit's default schedules" in result.output
     records = [json.loads(line) for line in (db / tuning.RECORDS_FILE).read_text().splitlines()]
     assert all(0 < r[1][1][0] < 1e-3 for r in records)  # instructions / 1e9: real counts, no failures
     assert "fused_matmul_add_relu" in result.output and "instructions per call" in result.output
@@ -134,11 +135,14 @@ def test_tune_cortex_m4_writes_records_a_build_applies(tmp_path, registry, monke
 
     target = registry.target("cortex-m4")
     context = BuildContext(target=target, registry=registry, options={"tuning_dir": str(db)})
-    _, tuned = tuning.open_database(context, import_onnx(onnx.load(model)), tvm_target(target.tvm_target))
-    assert tuned == ["fused_matmul_add_relu"]
+    _, decided = tuning.open_database(context, import_onnx(onnx.load(model)), tvm_target(target.tvm_target))
+    assert sorted(decided["tuned"] + decided["default_best"]) == ["fused_matmul_add_relu"]
     report = mcu_build(model, "cortex-m4", tmp_path / "out", True, tuning_dir=str(db))
-    assert report["backend"]["tuned_kernels"] == ["fused_matmul_add_relu"]
+    assert from_database(report) == ["fused_matmul_add_relu"]
     assert report["run"]["max_abs_error"] <= 1e-4
+    # the default schedule competes as a record: two trials cannot make the build slower
+    untuned = mcu_build(model, "cortex-m4", tmp_path / "untuned", True, no_tuning=True)
+    assert report["run"]["measurements"]["instructions"] <= untuned["run"]["measurements"]["instructions"]
 
 
 def test_tune_refuses_a_gpu_target_in_one_line(tmp_path, monkeypatch):
@@ -161,9 +165,9 @@ def test_tune_cortex_a53_then_the_tvm_build_applies_the_records(tmp_path, tvm_bu
 
     model, db, result = _tune_tiny_fc(tmp_path, monkeypatch, "cortex-a53")
     assert result.exit_code == 0, result.output
-    assert tuning.record_count(db) == 2
+    assert tuning.record_count(db) == 3 and "1 of them edgekit's default schedules" in result.output
     report = tvm_build(model, "cortex-a53", tmp_path / "out", True, tuning_dir=str(db))
-    assert report["backend"]["tuned_kernels"] == ["fused_matmul_add_relu"]
+    assert from_database(report) == ["fused_matmul_add_relu"]
     assert report["run"]["max_abs_error"] <= 1e-4
 
 
