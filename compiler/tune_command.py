@@ -1,9 +1,10 @@
 """``edgekit tune MODEL --target T --trials N``: MetaSchedule records for later builds.
 
 The model goes through the same front end and pass pipeline as ``edgekit build``, so the tuned
-workloads are exactly the kernels a build compiles. Ctrl-C stops tuning once the batch in flight
-is measured and committed (a second Ctrl-C abandons that batch) and exits 130; every committed
-record is kept (the JSON database appends per batch) and running again resumes from them.
+workloads are exactly the kernels a build compiles. When QEMU measures, Ctrl-C stops tuning once
+the batch in flight is measured and committed (a second Ctrl-C abandons that batch); elsewhere it
+stops at once. Either way the exit status is 130, every committed record is kept (the JSON
+database appends per batch) and running again resumes from them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 
@@ -68,14 +70,20 @@ def check_model(onnx_model, target, context) -> None:
 
 
 @contextlib.contextmanager
-def first_interrupt_stops(stop, echo):
+def first_interrupt_stops(stop, echo, abandon):
     """SIGINT while tuning: the first asks for a stop after the batch in flight is measured and
-    committed; a second one interrupts at once (the batch in flight is lost)."""
+    committed; a second one calls ``abandon`` (which exits the process).
+
+    A KeyboardInterrupt raised inside a Python callback that TVM's C++ scheduler is running can
+    end in std::terminate (a segfault, seen here), so the handler never raises: the stop is raised
+    by the measure callback between batches, and abandoning exits at once. That is safe for the
+    database: Python handlers run between bytecodes of the main thread, never inside MetaSchedule's
+    C++ append of a record, so every line on disk is whole."""
     def handler(signum, frame):
         if stop.press() == 1:
             echo("stopping after the batch in flight is committed (Ctrl-C again to abandon it)")
         else:
-            raise KeyboardInterrupt
+            abandon()
 
     try:
         previous = signal.signal(signal.SIGINT, handler)
@@ -133,7 +141,8 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     before = tuning.record_count(directory)
     try:
         # Only the emulated runner re-measures what a Ctrl-C killed; elsewhere Ctrl-C stops at once.
-        interrupts = first_interrupt_stops(stop, echo) if emulated else contextlib.nullcontext()
+        interrupts = (first_interrupt_stops(stop, echo, lambda: _abandon(stop, directory, before, echo))
+                      if emulated else contextlib.nullcontext())
         with interrupts, progress:
             result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task,
                                  progress=progress_callback(progress), stop=stop,
@@ -142,10 +151,7 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
         # The stop raised in the measure callback comes back through TVM's FFI, possibly re-typed.
         if not (stop.requested or isinstance(exc, KeyboardInterrupt)):
             raise
-        kept = tuning.record_count(directory)
-        # Counted from the database: a second Ctrl-C can land after a commit, before the progress count.
-        echo(f"interrupted: {kept - before} new records kept ({kept} in {directory}); "
-             "run the same command again to resume from them")
+        echo(_kept_message(directory, before))
         sys.exit(130)
     echo(progress.summary())
     if emulated:
@@ -155,6 +161,25 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     click.echo(f"{result['records_after'] - result['records_before']} new records, "
                f"{len(result['default_schedules_measured'])} of them edgekit's default schedules "
                f"({result['records_after']} in {result['directory']})")
+
+
+def _kept_message(directory, before: int, note: str = "") -> str:
+    from edgekit.compiler import tuning
+
+    # Counted from the database, not the progress: records are what a later run resumes from.
+    kept = tuning.record_count(directory)
+    return (f"interrupted: {kept - before} new records kept ({kept} in {directory}){note}; "
+            "run the same command again to resume from them")
+
+
+def _abandon(stop, directory, before: int, echo) -> None:
+    """Second Ctrl-C: leave now, without unwinding through TVM's C++ (see first_interrupt_stops)."""
+    for cleanup in stop.cleanups:
+        cleanup()
+    echo(_kept_message(directory, before, "; the batch in flight was abandoned"))
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(130)
 
 
 def _echo_kernel_report(onnx_model, target, directory) -> None:

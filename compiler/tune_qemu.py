@@ -86,17 +86,27 @@ def _builder_classes():
     @derived_object
     class ObjectBuilder(ms.builder.PyBuilder):
         """Builds candidates in this process, one after another: a kernel compiles in ~50 ms, while
-        LocalBuilder's worker pool restarts (and re-imports TVM) for every batch."""
+        LocalBuilder's worker pool restarts (and re-imports TVM) for every batch. Each candidate
+        gets a directory in one scratch directory (MetaSchedule's RemoveBuildArtifact deletes it
+        after the measurement; :meth:`cleanup` deletes what an interruption left)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scratch = tempfile.mkdtemp(prefix="ek-tune-")
 
         def build(self, build_inputs):
             results = []
             for build_input in build_inputs:
                 try:
-                    path = export_object(build_candidate(build_input.mod, build_input.target))
+                    directory = tempfile.mkdtemp(prefix="cand-", dir=self.scratch)
+                    path = export_object(build_candidate(build_input.mod, build_input.target), directory)
                     results.append(ms.builder.BuilderResult(path, None))
                 except Exception as exc:  # noqa: BLE001 - any compiler error fails this candidate only
                     results.append(ms.builder.BuilderResult(None, f"ObjectBuilder: {exc}"))
             return results
+
+        def cleanup(self) -> None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     @derived_object
     class CountFuture(ms.runner.PyRunnerFuture):
@@ -154,6 +164,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.count = 0
+        self.cleanups: list = []  # run before the process exits on an abandoning second Ctrl-C
         self._lock = threading.Lock()
 
     def press(self) -> int:

@@ -138,7 +138,9 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     import_tensor_intrinsics()
     callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
     if progress is not None:
-        callbacks.append(progress)  # after AddToDatabase: what it reports is committed
+        # Right after AddToDatabase (first of the defaults): what it reports is committed, and a
+        # stop takes effect before the cost model retrains (a second or more per batch).
+        callbacks.insert(1, progress)
     try:
         # The default schedules first, measured like any candidate: the best record is then never
         # worse than what an untuned build runs, and the search starts from them.
@@ -152,6 +154,8 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     finally:
         if hasattr(runner, "shutdown"):
             runner.shutdown()
+        if hasattr(builder, "cleanup"):
+            builder.cleanup()
     return {"directory": str(directory), "records_before": before, "records_after": record_count(directory),
             "default_schedules_measured": seeded, "default_schedule_errors": seed_errors}
 
@@ -224,7 +228,10 @@ def _measurement(target: edgekit.Target, rpc: dict[str, Any] | None, stop):
     if measured_by_emulator(target):
         from edgekit.compiler import tune_qemu
 
-        return tune_qemu.object_builder(), tune_qemu.qemu_runner(target, stop), tgt
+        builder = tune_qemu.object_builder()
+        if stop is not None:
+            stop.cleanups.append(builder.cleanup)
+        return builder, tune_qemu.qemu_runner(target, stop), tgt
     if target.emulator.program:
         raise edgekit.UsageError(f"target '{target.name}' runs under {target.emulator.program}: tune it "
                                  "through a device with --rpc-tracker HOST:PORT --rpc-key KEY")
