@@ -1,5 +1,5 @@
-"""Seed a MetaSchedule tuning database with edgekit's default schedules, measured like any
-candidate.
+"""Seed a MetaSchedule tuning database with what untuned builds compile (edgekit's default
+schedules, or Relax's schedule where no default rule applies), measured like any candidate.
 
 Why: a build applies the database's best record per kernel in place of the default schedule
 (:mod:`edgekit.compiler.default_schedule`). A short tuning run can find only candidates slower
@@ -17,9 +17,9 @@ from typing import Any
 
 def seed_default_schedules(fused_mod, target, spec: dict[str, Any], database, builder, runner
                            ) -> tuple[dict[str, float], dict[str, str]]:
-    """Measure the default schedule of every kernel of ``fused_mod`` that has one and commit it to
-    ``database``. Returns ({kernel: the score MetaSchedule minimises (run_secs)}, {kernel: why it
+    """Measure the untuned schedule of every kernel of ``fused_mod`` and commit it to ``database``. Returns ({kernel: the score MetaSchedule minimises (run_secs)}, {kernel: why it
     could not be measured})."""
+    from tvm import s_tir
     from tvm.s_tir import meta_schedule as ms
 
     from edgekit.compiler.default_schedule import schedule_kernel, tiles_for
@@ -30,9 +30,10 @@ def seed_default_schedules(fused_mod, target, spec: dict[str, Any], database, bu
         workload_mod = task.dispatched[0]
         if database.has_workload(workload_mod):
             continue  # measured before (a resumed run): its records already compete
-        schedule = schedule_kernel(workload_mod["main"], tiles)
-        if schedule is not None:
-            seeds.append((task.task_name, workload_mod, schedule))
+        # A kernel no rule tiles competes as Relax schedules it (an empty trace): what untuned
+        # builds compile, so no record slower than that can win.
+        schedule = schedule_kernel(workload_mod["main"], tiles) or s_tir.Schedule(workload_mod)
+        seeds.append((task.task_name, workload_mod, schedule))
     if not seeds:
         return {}, {}
     built = builder.build([ms.builder.BuilderInput(s.mod, target) for _, _, s in seeds])
