@@ -51,6 +51,11 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         if spec.get("kind") != "llvm" or not str(spec.get("mtriple", "")).startswith("thumb"):
             raise edgekit.UsageError(f"--kernels tvm: target '{context.target.name}' has no Thumb [tvm_target] "
                                      f"(got {dict(spec) or 'none'}); it is for Cortex-M profiles")
+        for option, fine in (("static_arena", (None, False)), ("io", (None, "float"))):
+            if context.option(option) not in fine:
+                raise edgekit.UsageError(f"--option {option}={context.option(option)}: not offered with --kernels tvm "
+                                         "(the caller passes the arena, inputs and outputs are float); drop it, "
+                                         "or build without --kernels tvm")
         node = first_unsupported(model, self.supported_ops(context.target))
         if node is not None:
             op = op_key(node)

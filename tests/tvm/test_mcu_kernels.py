@@ -165,6 +165,12 @@ def test_c_codegen_fallback_compiles_tvm_c_with_the_target_compiler(tmp_path, mo
     assert (out / "model_kernels.o").is_file()
 
 
+def test_mcu_c_options_tvm_kernels_do_not_offer_are_refused(tmp_path, models):
+    with pytest.raises(edgekit.UsageError, match=r"--option static_arena=True.*--kernels tvm"):
+        mcu_build(models["autoencoder"], "cortex-m4", tmp_path / "out", False, static_arena=True)
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_codegen_is_a_usage_error(tmp_path, models):
     with pytest.raises(edgekit.UsageError, match="tvm_codegen=cuda"):
         mcu_build(models["autoencoder"], "cortex-m4", tmp_path / "out", False, tvm_codegen="cuda")
