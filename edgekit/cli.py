@@ -108,7 +108,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("model")
 @click.option("-t", "--target", help="Target profile name (see `edgekit targets`) or a profile .toml file.")
 @click.option("--backend", help="Use this back end instead of the target's (see `edgekit plugins`).")
-@click.option("--kernels", help="Kernel source, for back ends that offer several (mcu-c: edgekit).")
+@click.option("--kernels", help="Kernel library, for back ends that offer several (mcu-c: edgekit, the default, or tvm).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (replaced atomically).")
 @click.option("--passes", help="Comma-separated pass list, replacing the target's default pipeline.")
 @click.option("--input-shape", "input_shape", multiple=True,
