@@ -94,6 +94,10 @@ def build(request: BuildRequest, registry: Registry,
 
         (staging / REFERENCE_MODEL).write_bytes(for_runtime(model).SerializeToString())
         artifact = _call_backend(backend, "build", model, context, staging)
+        for rel, text in sorted(context.attachments.items()):
+            attached = staging / rel
+            attached.parent.mkdir(parents=True, exist_ok=True)
+            attached.write_text(text, encoding="utf-8", newline="\n")
         # "backend" names the back end; the rest is the back end's own metadata (its public keys).
         report["backend"] = {**artifact.metadata, "backend": backend.name, "files": sorted(artifact.files)}
         if runner is not None:

@@ -29,6 +29,8 @@ class BuildContext:
     inputs: list[dict[str, np.ndarray]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     work_dir: Path | None = None
+    # files a stage adds to the output directory (pictures), by relative path
+    attachments: dict[str, str] = field(default_factory=dict)
     _notes: list[Any] = field(default_factory=list)
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -47,6 +49,12 @@ class BuildContext:
     def section(self, name: str) -> dict[str, Any]:
         """The report section ``name`` (created empty on first use)."""
         return self.report.setdefault(name, {})
+
+    def attach(self, path: str, text: str) -> str:
+        """Add a text file (a picture, a table) to the build's output directory; returns ``path``
+        for the report to name it. A later stage attaching the same path replaces it."""
+        self.attachments[path] = text
+        return path
 
     def note(self, message: str, **data: Any) -> None:
         """Record a finding of the running pass (a match, a skipped rewrite and why) in its report entry."""

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import onnx
 
-from edgekit.plugins.mcu import emit_c, emit_integration, plan_svg
+from edgekit.plugins.mcu import emit_c, emit_integration, emit_moe, plan_svg
 from edgekit.plugins.mcu.cnames import model_prefix
 from edgekit.plugins.mcu.graph import GraphView, prepare
 from edgekit.plugins.mcu.planner import MemoryPlan, plan
-from edgekit.plugins.mcu.schedule import Schedule, lower
+from edgekit.plugins.mcu.schedule import Schedule, dims_str, lower
 
 KERNEL_DIR = Path(__file__).parent / "kernels"
 MEMORY_PLAN_FILE = "memory_plan.svg"
@@ -32,9 +32,9 @@ class Generated:
 
 
 def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool = False,
-                soft_float: bool = False) -> Schedule:
+                soft_float: bool = False, moe_options: dict | None = None) -> Schedule:
     """Prepared, lowered schedule (raises BuildError for anything the back end cannot run)."""
-    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float)
+    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float, moe_options)
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"', re.MULTILINE)
@@ -57,6 +57,27 @@ def kernel_files(families: set[str]) -> list[str]:
     return names
 
 
+def _expert_libraries(prefix: str, sched: Schedule, moe_options: dict) -> dict[str, str]:
+    """The files of every MoE layer's expert sub-libraries, and the linker fragment placing them."""
+    if not sched.moe:
+        return {}
+    files = {}
+    for moe in sched.moe:
+        for part in moe.experts:
+            p = emit_moe.expert_prefix(prefix, moe, part)
+            names = emit_c.assign_names(p, part.schedule, weights_pointer="W")
+            what = (f"MoE layer '{moe.layer.name}', expert {part.index} of {moe.layer.count}: one token's row "
+                    f"{dims_str(part.schedule.tensors[part.schedule.inputs[0]].shape)} -> "
+                    f"{dims_str(part.schedule.tensors[part.schedule.outputs[0]].shape)}")
+            files[f"{p}.h"] = emit_moe.expert_header(names, part.schedule, part.plan.arena_bytes, what)
+            files[f"{p}.c"] = emit_c.emit_source(names, part.schedule, part.plan, False,
+                                                 weights_type=f"{p}_weights_t")
+            files[f"{p}_weights.c"] = emit_moe.expert_weights(names, part.schedule)
+    region = sched.moe[0].options.expert_region
+    files[f"{prefix}_experts.ld"] = emit_moe.linker_fragment(prefix, sched, region)
+    return files
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -66,11 +87,12 @@ def _write(path: Path, text: str) -> None:
 def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_arena: bool = False,
              target_name: str = "", with_kernels: bool = True,
              with_integration: bool = True, int8_io: bool = False, soft_float: bool = False,
-             output_workspace: bool = True) -> Generated:
-    """``output_workspace``: tensors may use float32 output buffers before they are written."""
+             output_workspace: bool = True, moe_options: dict | None = None) -> Generated:
+    """``output_workspace``: tensors may use float32 output buffers before they are written.
+    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`)."""
     out_dir = Path(out_dir)
     prefix = model_prefix(name)
-    sched = lower_model(model, target_name, int8_io, soft_float)
+    sched = lower_model(model, target_name, int8_io, soft_float, moe_options)
     mem = plan(sched, borrow_outputs=output_workspace)
     names = emit_c.assign_names(prefix, sched)
     files: dict[str, str] = {
@@ -79,6 +101,9 @@ def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_
         f"{prefix}_weights.c": emit_c.emit_weights(names, sched),
     }
     model_sources = [f"{prefix}.c", f"{prefix}_weights.c"]
+    expert_files = _expert_libraries(prefix, sched, moe_options or {})
+    files.update(expert_files)
+    model_sources += sorted(f for f in expert_files if f.endswith(".c"))
     kernels = [f"kernels/{k}" for k in kernel_files(sched.families)] if with_kernels else []
     kernel_sources = [k for k in kernels if k.endswith(".c")]
     sources = model_sources + kernel_sources

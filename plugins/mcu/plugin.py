@@ -8,7 +8,8 @@ Options read from ``context.options``: ``name`` (C symbol prefix, default "model
 that output's buffer instead of the arena),
 ``kernels`` ("edgekit", the default, or a registered kernel library for mcu-c such as "tvm"),
 ``ignore_budget`` (report a flash/RAM overrun in ``budget_exceeded`` instead of failing, e.g. to
-run a float model on an emulated board whose memory is larger than the profile's budget)."""
+run a float model on an emulated board whose memory is larger than the profile's budget);
+mixture-of-experts layers: ``moe_conditional``, ``expert_memory``, ``expert_region`` (see ops_moe)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import onnx
 
 import edgekit
 from edgekit.errors import BuildError
-from edgekit.plugins.mcu import sizes
+from edgekit.plugins.mcu import emit_moe, sizes
 from edgekit.plugins.mcu.generator import MEMORY_PLAN_FILE, generate, lower_model
 from edgekit.plugins.mcu.optable import supported_ops_list
 
@@ -37,7 +38,7 @@ class McuBackend(edgekit.Backend):
             library.check(model, context)
             return
         # Lowering is cheap and is the one place that knows every attribute limit.
-        lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target))
+        lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target), context.options)
 
     def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
               out_dir: Path) -> edgekit.Artifact:
@@ -50,7 +51,7 @@ class McuBackend(edgekit.Backend):
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
                        static_arena=static_arena, target_name=target.name,
                        int8_io=_int8_io(context), soft_float=_soft_float(target),
-                       output_workspace=context.flag("output_workspace", True))
+                       output_workspace=context.flag("output_workspace", True), moe_options=context.options)
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
@@ -96,6 +97,8 @@ class McuBackend(edgekit.Backend):
             # QDQ models: the nodes that run as int8 kernels (the rest of the compute runs in float)
             "int8_nodes": list(sched.int8_nodes),
             "budget_exceeded": budget_notes,
+            # mixture-of-experts layers: each expert's section, region and bytes (see ops_moe)
+            **({"moe": emit_moe.placement(gen.prefix, sched)} if sched.moe else {}),
         }
         return edgekit.Artifact(backend=self.name, files=gen.files, metadata=metadata)
 

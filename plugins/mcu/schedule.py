@@ -40,6 +40,14 @@ class ConstRef:
     key: str
 
 
+@dataclass(frozen=True)
+class CSymbol:
+    """A params-struct field naming a generated C object ``<prefix>_<suffix>`` (e.g. a MoE layer's
+    expert table): the prefix is known only when the C is emitted."""
+
+    suffix: str
+
+
 @dataclass
 class Const:
     """A constant array emitted into ``<name>_weights.c``."""
@@ -125,6 +133,7 @@ class Schedule:
     # (float, outside the library) each stands for
     io_quant: dict[str, tuple[float, int]] = field(default_factory=dict)
     io_names: dict[str, str] = field(default_factory=dict)
+    moe: list = field(default_factory=list)  # ops_moe.LoweredMoe per mixture-of-experts layer
 
     def root(self, name: str) -> str:
         while name in self.aliases:
@@ -303,12 +312,14 @@ def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None
     return lo, hi
 
 
-def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_float: bool = False) -> Schedule:
+def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_float: bool = False,
+          moe_options: dict[str, Any] | None = None) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
     cannot be lowered. ``int8_io``: a graph input whose only consumer quantizes it to int8, and a
     graph output dequantized from int8, are passed as int8 (the boundary conversion is left to
-    the caller, who gets the scales and zero points). ``soft_float``: the target has no FPU."""
-    from edgekit.plugins.mcu import ops_quant
+    the caller, who gets the scales and zero points). ``soft_float``: the target has no FPU.
+    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`)."""
+    from edgekit.plugins.mcu import ops_moe, ops_quant
     from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
 
     lw = Lowerer(view, target_name, soft_float)
@@ -316,6 +327,7 @@ def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_fl
     graph = view.model.graph
     boundary = ops_quant.int8_boundary(lw) if int8_io else {}
     lw.skipped.update(id(node) for _, _, node in boundary.values())
+    moe_layers = ops_moe.claim(lw, ops_moe.MoeOptions.from_options(moe_options or {}))
     for i, inp in enumerate(graph.input):
         name = inp.name
         if name in boundary:
@@ -330,6 +342,9 @@ def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_fl
                              f"float32 inputs (quantized models quantize them with QuantizeLinear)")
     sched.source_ops = {n.op_type for n in graph.node}
     for node in graph.node:
+        if id(node) in moe_layers:
+            moe_layers[id(node)]()
+            continue
         if id(node) in lw.skipped or ops_quant.try_lower(lw, node):
             continue
         fn = LOWERINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None

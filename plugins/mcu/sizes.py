@@ -4,7 +4,8 @@ Technique: compile every source with the target's cflags (+ ``-ffunction-section
 -fdata-sections``) at -Os and at -O2, link them without start files with ``--gc-sections`` and
 ``<name>_run_io`` as the entry point, so the ELF holds exactly the code one inference reaches
 (kernels, libm's expf...). ``size`` gives text; the weights are the sizes of the const arrays
-defined in ``<name>_weights.c`` (``nm -S``); code bytes = text - weights. When the toolchain
+defined in ``<name>_weights.c`` and its sub-libraries' ``<name>_*_weights.c`` (``nm -S``); code
+bytes = text - weights. When the toolchain
 cannot link a bare-metal image (e.g. a host compiler), the object files' text is summed instead.
 """
 
@@ -74,14 +75,18 @@ def measure(out_dir: Path, prefix: str, sources: list[str], target: Target, obje
         base = [cc, *target.toolchain.cflags, "-std=c99", "-ffunction-sections", "-fdata-sections",
                 f"-I{out_dir}", f"-I{out_dir / 'kernels'}"]
         # Weights are data: their object does not depend on the optimisation level.
-        weights_src = f"{prefix}_weights.c"
-        weights_obj = tmpdir / "weights.o"
-        _check([*base, "-Os", "-c", str(out_dir / weights_src), "-o", str(weights_obj)], tmpdir)
-        weights = _defined_symbol_bytes(nm_tool, weights_obj, tmpdir)
+        # the model's weights, and those of its sub-libraries (mixture-of-experts experts)
+        weights_srcs = [f"{prefix}_weights.c", *(s for s in sources if s.startswith(f"{prefix}_") and
+                                                 s.endswith("_weights.c") and s != f"{prefix}_weights.c")]
+        weights_objs = [tmpdir / f"weights_{i}.o" for i in range(len(weights_srcs))]
+        weights = 0
+        for src, obj in zip(weights_srcs, weights_objs):
+            _check([*base, "-Os", "-c", str(out_dir / src), "-o", str(obj)], tmpdir)
+            weights += _defined_symbol_bytes(nm_tool, obj, tmpdir)
         for opt in OPT_LEVELS:
-            objs = [weights_obj, *(out_dir / o for o in objects)]
+            objs = [*weights_objs, *(out_dir / o for o in objects)]
             for i, src in enumerate(sources):
-                if src == weights_src:
+                if src in weights_srcs:
                     continue
                 obj = tmpdir / f"{opt}_{i}_{Path(src).stem}.o"
                 _check([*base, f"-{opt}", "-c", str(out_dir / src), "-o", str(obj)], tmpdir)

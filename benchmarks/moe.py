@@ -1,0 +1,73 @@
+"""Mixture-of-experts figures on the emulated Cortex-M4: instructions per inference with
+conditional execution (only the top-2 of 8 experts run) against computing all 8 experts, for the
+MoE MLP and the MoE transformer block of ``examples/moe``, built from PyTorch by ``edgekit build``
+(default cortex-m4 pipeline, which partitions the experts) and run under QEMU (mps2-an386) with
+the harness's exact instruction counting: instructions, not cycles. Also the arena bytes with
+experts run from flash and with k RAM slots (``expert_memory=ram``), and the weight bytes.
+Every run is checked against onnxruntime by the build itself, so a figure is only printed for a
+model that computed the right thing.
+
+    .venv/bin/python benchmarks/moe.py [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edgekit.build import BuildRequest, build
+from edgekit.registry import default_registry
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "moe" / "moe_models.py"
+MODELS = {"moe-mlp": ("make_moe_mlp", "1,16"), "moe-block": ("make_moe_block", "1,8,32")}
+MODES = {"top-2 of 8": {}, "all 8": {"moe_conditional": False}, "top-2, RAM slots": {"expert_memory": "ram"}}
+GOAL = 0.35
+
+
+def measure(work: Path, factory: str, shape: str, options: dict) -> dict:
+    report = build(BuildRequest(model=f"{EXAMPLES}:{factory}", target="cortex-m4", output=work, run=True,
+                                input_shapes=[shape], verify_samples=8, options=options), default_registry())
+    moe = next(layer for layer in report["backend"]["layers"] if layer["op"] == "MoE")
+    index = moe["index"]
+    return {"instructions": report["run"]["measurements"]["instructions"],
+            "moe_layer_instructions": report["run"]["measurements"]["instructions_per_layer"][index],
+            "arena_bytes": report["backend"]["arena_bytes"], "weights_bytes": report["backend"]["weights_bytes"],
+            "max_abs_error": report["run"]["max_abs_error"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    figures: dict = {}
+    with tempfile.TemporaryDirectory(prefix="edgekit-moe-bench-") as tmp:
+        for model, (factory, shape) in MODELS.items():
+            figures[model] = {mode: measure(Path(tmp) / f"{model}-{i}", factory, shape, options)
+                              for i, (mode, options) in enumerate(MODES.items())}
+            runs = figures[model]
+            runs["ratio"] = runs["top-2 of 8"]["instructions"] / runs["all 8"]["instructions"]
+    table = Table(title="MoE on emulated cortex-m4 (instructions, not cycles)")
+    for column in ("model", "mode", "instructions", "MoE layer", "arena B", "weights B", "max |err|"):
+        table.add_column(column, justify="right" if column not in ("model", "mode") else "left")
+    for model, runs in figures.items():
+        for mode in MODES:
+            r = runs[mode]
+            table.add_row(model, mode, f"{r['instructions']:,}", f"{r['moe_layer_instructions']:,}",
+                          f"{r['arena_bytes']:,}", f"{r['weights_bytes']:,}", f"{r['max_abs_error']:.1e}")
+    console = Console(width=120)
+    console.print(table)
+    for model, runs in figures.items():
+        verdict = "meets" if runs["ratio"] <= GOAL else "MISSES"
+        console.print(f"{model}: conditional / all experts = {runs['ratio']:.3f} ({verdict} the goal <= {GOAL})")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
