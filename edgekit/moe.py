@@ -106,3 +106,15 @@ def layer_regions(model: onnx.ModelProto, layer: MoeLayer) -> tuple[list[set[int
     expert_side = _ancestors(graph, producer, [e.output for e in layer.experts])
     combination = _ancestors(graph, producer, [layer.output]) - probs_side - expert_side
     return experts, combination
+
+
+def float_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes a quantizer must leave in float: each layer's combination and the Softmax
+    giving its probabilities. Back ends run them as one MoE kernel, on float gates; quantizing them
+    would put rounding into the reference that no device computes."""
+    names: list[str] = []
+    for layer in moe_layers(model):
+        _, combination = layer_regions(model, layer)
+        names += [model.graph.node[i].name for i in sorted(combination)]
+        names += [n.name for n in model.graph.node if layer.probs in n.output]
+    return [n for n in names if n]

@@ -31,7 +31,7 @@ class Generated:
     header: str
 
 
-def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool = False,
+def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool | str = False,
                 soft_float: bool = False, moe_options: dict | None = None) -> Schedule:
     """Prepared, lowered schedule (raises BuildError for anything the back end cannot run)."""
     return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float, moe_options)

@@ -67,6 +67,7 @@ class ExpertPart:
     plan: MemoryPlan
     weight_bytes: int
     model: onnx.ModelProto
+    graph: ExpertGraph
 
 
 @dataclass
@@ -122,15 +123,18 @@ def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.Node
     if not 1 <= layer.k <= min(layer.count, MAX_K):
         raise lw.error(anchor, f"MoE layer '{layer.name}': top-{layer.k} of {layer.count} experts; the kernel "
                                f"takes 1 <= k <= {MAX_K}")
-    lw.require_float(anchor, layer.input, layer.probs, layer.output)
     computed = {o for layer_ in lw.schedule.layers for o in layer_.outputs} | set(lw.schedule.aliases) | \
         set(lw.schedule.inputs)
-    for name in (layer.input, layer.probs):
-        if name not in computed:
-            raise lw.error(anchor, f"MoE layer '{layer.name}': its tensor '{name}' stays int8 inside a fused "
-                                   f"quantized layer; MoE layers run with float activations: quantize the "
-                                   f"experts' weights instead (pass experts-precision) or the backbone only")
-    parts = [_lower_expert(lw, layer, e, nodes, x_shape, y_shape) for e, nodes in enumerate(expert_nodes)]
+    if layer.probs not in computed:
+        raise lw.error(anchor, f"MoE layer '{layer.name}': the router's probabilities '{layer.probs}' are "
+                               f"quantized; quantize with edgekit's quantize-int8 pass, which keeps them float")
+    parts = [_lower_expert(lw, layer, e, nodes, x_shape, y_shape, computed) for e, nodes in enumerate(expert_nodes)]
+    inputs = {p.graph.input for p in parts}
+    if len(inputs) != 1 or next(iter(inputs)) not in computed:
+        raise lw.error(anchor, f"MoE layer '{layer.name}': the experts' input '{layer.input}' is not computed "
+                               f"by the back end ({', '.join(sorted(inputs))})")
+    x = inputs.pop()
+    lw.require_float(anchor, layer.probs, layer.output)
     arena = _align(max(p.plan.arena_bytes for p in parts), 16)
     row = _align(4 * y_shape[-1], 16)
     slot = _align(max(p.weight_bytes for p in parts), 16)
@@ -142,13 +146,14 @@ def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.Node
     tokens_count = int(np.prod(tokens, dtype=np.int64)) if tokens else 1
     params = {"tokens": tokens_count, "dim_in": x_shape[-1], "dim_out": y_shape[-1], "experts": layer.count,
               "k": layer.k, "renormalize": int(layer.renormalize), "conditional": int(options.conditional),
+              "input_bytes": 1 if parts[0].graph.int8_input else 4,
               "layer": len(lw.schedule.moe) - 1, "table": CSymbol(f"{layer.name}_experts"),
               "load": CSymbol("expert_load") if slots else None, "slot_bytes": slot if slots else 0,
               "expert_arena_offset": 0, "row_offset": arena, "slots_offset": arena + row}
     per_expert = sum(p.schedule.layers and sum(layer_.macs for layer_ in p.schedule.layers) for p in parts)
     runs = layer.k if options.conditional else layer.count
     lw.add(anchor, "ek_moe", "ek_moe_f32", "ek_moe_params", params,
-           [("in", layer.input), ("in", layer.probs), ("out", layer.output), ("scratch",)],
+           [("in", x), ("in", layer.probs), ("out", layer.output), ("scratch",)],
            summary=(f"{dims_str(x_shape)} -> {dims_str(y_shape)}, top-{layer.k} of {layer.count} experts"
                     f"{'' if options.conditional else ' (all run)'}"),
            macs=tokens_count * per_expert * runs // layer.count, scratch_bytes=arena + row + slots, op="MoE")
@@ -157,14 +162,13 @@ def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.Node
 
 
 def _lower_expert(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodeProto],
-                  x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> ExpertPart:
+                  x_shape: tuple[int, ...], y_shape: tuple[int, ...], computed: set[str]) -> ExpertPart:
     """Expert ``e``'s sub-graph as a model of one token's row, lowered and planned."""
     from edgekit.plugins.mcu.generator import lower_model
     from edgekit.plugins.mcu.planner import plan
 
-    output = layer.experts[e].output
     for node in nodes:
-        if node.op_type not in TOKENWISE_OPS or node.domain not in ("", "ai.onnx"):
+        if node.op_type not in TOKENWISE_OPS | {"Reshape"} or node.domain not in ("", "ai.onnx"):
             raise lw.error(node, f"in expert {e} of MoE layer '{layer.name}': op {node.op_type} may mix "
                                  f"tokens; conditional execution runs each token's row through the expert "
                                  f"alone (supported: {', '.join(sorted(TOKENWISE_OPS))})")
@@ -175,39 +179,91 @@ def _lower_expert(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodePro
         if node.op_type in ("MatMul", "Gemm") and not lw.view.is_const(node.input[1]):
             raise lw.error(node, f"in expert {e} of MoE layer '{layer.name}': {node.op_type} with a computed "
                                  f"second operand mixes tokens")
-    nodes = _with_input_quantization(lw, layer, e, nodes)
+    graph = _expert_graph(lw, layer, e, nodes, computed)
     row = [1] * (len(x_shape) - 1)
-    reads = {t for n in nodes for t in n.input}
+    reads = {t for n in graph.nodes for t in n.input}
     model = lw.view.model
     sub = helper.make_model(
-        helper.make_graph(nodes, f"{layer.name}_e{e}",
+        helper.make_graph(graph.nodes, f"{layer.name}_e{e}",
                           [helper.make_tensor_value_info(layer.input, onnx.TensorProto.FLOAT, row + [x_shape[-1]])],
-                          [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, row + [y_shape[-1]])],
-                          [t for t in model.graph.initializer if t.name in reads]),
+                          [helper.make_tensor_value_info(graph.output, onnx.TensorProto.FLOAT, row + [y_shape[-1]])],
+                          [t for t in model.graph.initializer if t.name in reads] + graph.constants),
         opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    sched = lower_model(sub, lw.target_name, soft_float=lw.soft_float)
+    sched = lower_model(sub, lw.target_name, int8_io="inputs" if graph.int8_input else False,
+                        soft_float=lw.soft_float)
     if any(_holds_symbol(v) for layer_ in sched.layers for v in layer_.params.values()):
         raise BuildError(f"expert {e} of MoE layer '{layer.name}': a layer needs a constant table in its "
                          f"parameters, which expert sub-libraries do not support")
-    return ExpertPart(e, sched, plan(sched, borrow_outputs=False), weights_struct_bytes(sched), sub)
+    return ExpertPart(e, sched, plan(sched, borrow_outputs=False), weights_struct_bytes(sched), sub, graph)
 
 
-def _with_input_quantization(lw: Lowerer, layer: MoeLayer, e: int,
-                             nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """The expert's nodes, starting from the layer's input: in a QDQ model the experts share the
-    input's QuantizeLinear -> DequantizeLinear pair (backbone nodes); each expert gets a copy, so
-    its first layer runs on int8 as it would in one graph."""
+@dataclass
+class ExpertGraph:
+    """The nodes of one expert's sub-library and the tensors it reads and writes."""
+
+    nodes: list[onnx.NodeProto]
+    input: str        # the tensor of the main graph the MoE layer passes row by row
+    int8_input: bool  # that tensor is int8 (a QDQ model whose experts start with DequantizeLinear)
+    output: str
+    constants: list[onnx.TensorProto] = field(default_factory=list)  # row shapes of its Reshapes
+
+
+def _expert_graph(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodeProto],
+                  computed: set[str]) -> ExpertGraph:
+    """The expert's nodes, from the layer's input to its output. In a QDQ model the experts share
+    the input's QuantizeLinear -> DequantizeLinear pair (backbone nodes): when the backbone leaves
+    the input in int8, the expert reads the int8 rows (its first layer an int8 kernel); and the
+    QuantizeLinear -> DequantizeLinear after the expert's output belongs to the expert."""
+    view = lw.view
+    nodes, constants = _row_reshapes(lw, layer, e, nodes)
     produced = {o for n in nodes for o in n.output}
-    entering = {t for n in nodes for t in n.input if t and t not in produced and not lw.view.is_const(t)}
+    row_shapes = {c.name for c in constants}
+    entering = {t for n in nodes for t in n.input
+                if t and t not in produced and t not in row_shapes and not view.is_const(t)}
+    output = layer.experts[e].output
+    q_out = view.consumers.get(output, [])
+    if len(q_out) == 1 and q_out[0].op_type == "QuantizeLinear" and output not in view.graph_outputs:
+        dq_out = view.consumers.get(q_out[0].output[0], [])
+        if len(dq_out) == 1 and dq_out[0].op_type == "DequantizeLinear":
+            nodes = [*nodes, q_out[0], dq_out[0]]
+            output = dq_out[0].output[0]
     if entering == {layer.input}:
-        return nodes
-    dq = lw.view.producers.get(next(iter(entering))) if len(entering) == 1 else None
-    q = lw.view.producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        return ExpertGraph(nodes, layer.input, False, output, constants)
+    dq = view.producers.get(next(iter(entering))) if len(entering) == 1 else None
+    q = view.producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
     if q is None or q.op_type != "QuantizeLinear" or q.input[0] != layer.input:
         raise BuildError(f"expert {e} of MoE layer '{layer.name}' reads {', '.join(sorted(entering))}, not the "
                          f"layer's input '{layer.input}'; run experts-partition after the passes that "
                          f"rewrite the model")
-    return [q, dq, *nodes]
+    if layer.input in computed:  # float in the backbone: each expert quantizes its rows itself
+        return ExpertGraph([q, dq, *nodes], layer.input, False, output, constants)
+    # the library's int8 input boundary takes the rows as they are: QuantizeLinear is not run
+    return ExpertGraph([q, dq, *nodes], q.output[0], True, output, constants)
+
+
+def _row_reshapes(lw: Lowerer, layer: MoeLayer, e: int,
+                  nodes: list[onnx.NodeProto]) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Reshapes that only merge or split the token dims (keeping the last one), as quantization
+    pre-processing writes around a Gemm, get the row's shape; any other Reshape mixes tokens."""
+    from onnx import numpy_helper
+
+    result, constants = [], []
+    for node in nodes:
+        if node.op_type != "Reshape":
+            result.append(node)
+            continue
+        before, after = lw.shape(node.input[0], node), lw.shape(node.output[0], node)
+        if not before or not after or before[-1] != after[-1] or not lw.view.is_const(node.input[1]):
+            raise lw.error(node, f"in expert {e} of MoE layer '{layer.name}': a Reshape that changes the "
+                                 f"last dim mixes tokens; conditional execution runs each token's row alone")
+        shape = numpy_helper.from_array(np.array([1] * (len(after) - 1) + [after[-1]], dtype=np.int64),
+                                        f"{node.output[0]}__row_shape")
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.input[1] = shape.name
+        constants.append(shape)
+        result.append(copy)
+    return result, constants
 
 
 def _holds_symbol(value: Any) -> bool:

@@ -496,9 +496,9 @@ def try_lower(lw: Lowerer, node: onnx.NodeProto) -> bool:
     return True
 
 
-def int8_boundary(lw: Lowerer) -> dict[str, tuple[str, tuple[float, int], onnx.NodeProto]]:
-    """Graph inputs quantized to int8 by their only consumer, and graph outputs dequantized from an
-    int8 activation: graph tensor -> (int8 tensor, (scale, zero point), the Q/DQ node)."""
+def int8_boundary(lw: Lowerer, outputs: bool = True) -> dict[str, tuple[str, tuple[float, int], onnx.NodeProto]]:
+    """Graph inputs quantized to int8 by their only consumer, and (``outputs``) graph outputs
+    dequantized from an int8 activation: graph tensor -> (int8 tensor, (scale, zero point), the Q/DQ node)."""
     found = {}
     graph = lw.view.model.graph
     for inp in graph.input:
@@ -509,7 +509,7 @@ def int8_boundary(lw: Lowerer) -> dict[str, tuple[str, tuple[float, int], onnx.N
             if q is not None and lw.view.dtypes.get(users[0].output[0]) == INT8 and \
                     users[0].output[0] not in lw.view.graph_outputs:
                 found[inp.name] = (users[0].output[0], q.pair, users[0])
-    for out in graph.output:
+    for out in graph.output if outputs else ():
         node = lw.view.producer(out.name)
         if node is None or node.op_type != "DequantizeLinear" or lw.view.is_const(node.input[0]):
             continue

@@ -312,12 +312,13 @@ def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None
     return lo, hi
 
 
-def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_float: bool = False,
+def lower(view: GraphView, target_name: str = "", int8_io: bool | str = False, soft_float: bool = False,
           moe_options: dict[str, Any] | None = None) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
     cannot be lowered. ``int8_io``: a graph input whose only consumer quantizes it to int8, and a
     graph output dequantized from int8, are passed as int8 (the boundary conversion is left to
-    the caller, who gets the scales and zero points). ``soft_float``: the target has no FPU.
+    the caller, who gets the scales and zero points); ``int8_io="inputs"``: only the inputs.
+    ``soft_float``: the target has no FPU.
     ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`)."""
     from edgekit.plugins.mcu import ops_moe, ops_quant
     from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
@@ -325,7 +326,7 @@ def lower(view: GraphView, target_name: str = "", int8_io: bool = False, soft_fl
     lw = Lowerer(view, target_name, soft_float)
     sched = lw.schedule
     graph = view.model.graph
-    boundary = ops_quant.int8_boundary(lw) if int8_io else {}
+    boundary = ops_quant.int8_boundary(lw, outputs=int8_io is True) if int8_io else {}
     lw.skipped.update(id(node) for _, _, node in boundary.values())
     moe_layers = ops_moe.claim(lw, ops_moe.MoeOptions.from_options(moe_options or {}))
     for i, inp in enumerate(graph.input):

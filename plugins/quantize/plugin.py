@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 import edgekit
+from edgekit.moe import float_nodes
 from edgekit.plugins.quantize import accuracy, mixed
 from edgekit.plugins.quantize.calibration import load_samples
 from edgekit.plugins.quantize.int4 import DEFAULT_GROUP, quantize_weights_int4
@@ -60,7 +61,8 @@ def quantize_int8_pass(model: onnx.ModelProto, context: edgekit.BuildContext) ->
                                       "met": reached >= floor.value, "layers": table}
         if reached < floor.value:
             context.note(f"accuracy floor {floor.text} not met even with every compute layer in float")
-    quantized = quantize_int8(model, samples, method, exclude=keep_float)
+    # mixture-of-experts combinations run as one float kernel (see edgekit.moe)
+    quantized = quantize_int8(model, samples, method, exclude=keep_float + float_nodes(model))
     figures = accuracy.measure(model, quantized, validation)
     section.update({
         "scheme": "int8 QDQ: weights symmetric per channel [-127, 127], activations asymmetric per "

@@ -35,9 +35,9 @@ def covering_inputs(model: onnx.ModelProto, path) -> str:
     return str(path)
 
 
-def build_moe(path, out, inputs=None, target="cortex-m4", run=True, **options):
+def build_moe(path, out, inputs=None, target="cortex-m4", run=True, quantize=None, **options):
     return build(BuildRequest(model=str(path), target=target, output=out, run=run, inputs_file=inputs,
-                              options=options), default_registry())
+                              quantize=quantize, options=options), default_registry())
 
 
 @pytest.mark.parametrize("factory", ["make_moe_mlp", "make_gather_moe_mlp", "make_moe_block"])
@@ -59,6 +59,23 @@ def test_conditional_moe_matches_onnxruntime_on_cortex_m4(moe_onnx, tmp_path, fa
         assert entry["section"] in (out / f"{entry['library']}.h").read_text() and "const" in weights
         assert f"KEEP(*({entry['section']}))" in (out / "model_experts.ld").read_text()
     assert (out / report["experts"]["layers"][0]["routing_histogram"]).read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize("factory", ["make_moe_mlp", "make_moe_block"])
+def test_int8_moe_is_exact_on_cortex_m4(moe_onnx, tmp_path, factory):
+    """Static int8 (QDQ): the experts run int8 kernels on the backbone's int8 rows; the combination
+    stays float (the quantize pass leaves it so); outputs equal onnxruntime's on the QDQ model."""
+    model = onnx.load(moe_onnx(factory))
+    float_build = build_moe(moe_onnx(factory), tmp_path / "f", run=False)
+    report = build_moe(moe_onnx(factory), tmp_path / "q", covering_inputs(model, tmp_path / "in.npy"),
+                       quantize="int8")
+    run = report["run"]
+    assert min(run["exact_ratio"].values()) == 1.0, run["exact_ratio"]
+    out = tmp_path / "q"
+    expert_code = (out / "model_moe0_e3.c").read_text()
+    assert "ek_qfc_s8(" in expert_code and "ek_gemm_f32(" not in expert_code
+    assert report["backend"]["weights_bytes"] < float_build["backend"]["weights_bytes"] / 3
+    assert [l["op"] for l in report["backend"]["layers"]].count("MoE") == 1
 
 
 def test_ram_slots_hold_k_experts_not_n(moe_onnx, tmp_path):

@@ -50,7 +50,7 @@ static const void *ek_moe_weights(const ek_moe_params *p, int32_t e, uint8_t *sl
     return slot;
 }
 
-void ek_moe_f32(const ek_moe_params *p, const float *input, const float *probs, float *output,
+void ek_moe_f32(const ek_moe_params *p, const void *input, const float *probs, float *output,
                 float *scratch_f32)
 {
     uint8_t *const scratch = (uint8_t *)(void *)scratch_f32;
@@ -69,7 +69,7 @@ void ek_moe_f32(const ek_moe_params *p, const float *input, const float *probs, 
         slot_expert[j] = -1;
     }
     for (t = 0; t < p->tokens; ++t) {
-        const float *const x = input + (size_t)t * (size_t)p->dim_in;
+        const void *const x = (const uint8_t *)input + (size_t)t * (size_t)p->dim_in * (size_t)p->input_bytes;
         float *const y = output + (size_t)t * (size_t)p->dim_out;
         ek_moe_top_k(probs + (size_t)t * (size_t)p->experts, p->experts, k, index, gate);
         if (p->renormalize) {

@@ -39,6 +39,7 @@ typedef struct {
     int32_t renormalize;
     int32_t conditional;
     int32_t layer;
+    int32_t input_bytes;      /* bytes per input element: 4 (float32), 1 (int8 rows of a QDQ model) */
     const ek_moe_expert *table;
     ek_expert_load_fn load;   /* NULL: experts run from where they are stored */
     int32_t slot_bytes;       /* bytes of one RAM slot (with `load`) */
@@ -48,8 +49,9 @@ typedef struct {
     int32_t slots_offset;
 } ek_moe_params;
 
-/* Scratch: the experts' working memory (one at a time), one output row, the k RAM slots. */
-void ek_moe_f32(const ek_moe_params *p, const float *input, const float *probs, float *output,
+/* Scratch: the experts' working memory (one at a time), one output row, the k RAM slots.
+ * `input`: float32, or int8 (input_bytes = 1) passed to the experts as they are. */
+void ek_moe_f32(const ek_moe_params *p, const void *input, const float *probs, float *output,
                 float *scratch);
 
 #ifdef __cplusplus
