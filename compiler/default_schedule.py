@@ -80,7 +80,11 @@ def _find(func, block_name: str, n_loops: int):
     from tvm import s_tir
 
     sch = s_tir.Schedule(func)
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:  # hand-written TIR without blocks (TopK, ScatterElements): no rule applies
+        return None
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
     if block_name not in names:
         return None
     block = sch.get_sblock(block_name)

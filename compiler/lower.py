@@ -82,6 +82,10 @@ def optimize(mod, target, database=None, default_schedules=None):
     import tvm
     from tvm import relax
 
+    from edgekit.compiler import legalize
+
+    legalize.register()
+
     def pipeline(m):
         with target:
             m = relax.get_pipeline("zero")(m)
@@ -109,6 +113,7 @@ def walk_main(mod) -> Plan:
     plan = Plan()
     names: dict[Any, str] = {}  # relax Var -> slot name
     storage_of: dict[Any, int] = {}
+    tuples: dict[Any, list[str]] = {}  # relax Var bound to a Tuple -> its fields' slot names
     for i, param in enumerate(func.params):
         shape, dtype = _tensor_type(param)
         plan.slots[param.name] = Slot(param.name, "input", shape, dtype, index=i)
@@ -131,6 +136,14 @@ def walk_main(mod) -> Plan:
             var, value = binding.var, binding.value
             if isinstance(value, Var):
                 names[var] = names[value]
+                if value in tuples:
+                    tuples[var] = tuples[value]
+                continue
+            if isinstance(value, relax.Tuple):  # a multi-output kernel's results, read by index below
+                tuples[var] = [arg_slot(field) for field in value.fields]
+                continue
+            if isinstance(value, relax.TupleGetItem) and value.tuple_value in tuples:
+                names[var] = tuples[value.tuple_value][int(value.index)]
                 continue
             if not isinstance(value, CallExpr):
                 raise edgekit.BuildError(f"TVM lowering: unexpected binding {type(value).__name__} in main")
@@ -156,9 +169,12 @@ def walk_main(mod) -> Plan:
                 raise edgekit.BuildError(f"TVM lowering: Relax op {op} in main needs the Relax VM; "
                                          "edgekit's driver runs kernel calls only")
     results = func.body.body
-    results = list(results.fields) if isinstance(results, relax.Tuple) else [results]
+    if isinstance(results, relax.Tuple):
+        results = [names[field] for field in results.fields]
+    else:
+        results = tuples.get(results) or [names[results]]
     for position, result in enumerate(results):
-        slot = plan.slots[names[result]]
+        slot = plan.slots[result]
         if slot.kind != "output":
             raise edgekit.BuildError(f"TVM lowering: output {position} is a {slot.kind} tensor, not a result buffer")
         slot.index = position

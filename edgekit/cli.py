@@ -201,11 +201,15 @@ def run_command(output, inputs, seed, samples):
 @click.option("--input-shape", "input_shape", multiple=True, help="Static input shape (as for build).")
 @handle_errors
 def inspect(model, target, input_shape):
-    """Show MODEL's ops, parameters and MACs, and whether the target's back end supports each op."""
+    """Show MODEL's ops, parameters and MACs, whether the target's back end supports each op, and the
+    structure plugins recognise (e.g. mixture-of-experts layers)."""
     from edgekit.inspect import inspect_model
     from edgekit.summary import print_inspection
 
-    print_inspection(inspect_model(model, _registry(), target, list(input_shape)), _console())
+    info = inspect_model(model, _registry(), target, list(input_shape))
+    for warning in info["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    print_inspection(info, _console())
 
 
 @main.command()

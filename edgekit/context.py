@@ -46,6 +46,25 @@ class BuildContext:
             raise UsageError(f"--option {key}={value}: expected {key}=true or {key}=false")
         return value
 
+    def number(self, key: str, default: float | None, *, low: float = 0.0, high: float | None = None,
+               integer: bool = False) -> float | None:
+        """A number option in [``low``, ``high``] (a whole number when ``integer``); anything else
+        is a usage error naming the option and the range expected."""
+        value = self.options.get(key, default)
+        if value is None:
+            return None
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (low <= number and (high is None or number <= high)) or (integer and not number.is_integer()):
+            from edgekit.errors import UsageError
+
+            kind = "a whole number" if integer else "a number"
+            limits = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+            raise UsageError(f"--option {key}={value}: expected {kind} {limits}")
+        return int(number) if integer else number
+
     def section(self, name: str) -> dict[str, Any]:
         """The report section ``name`` (created empty on first use)."""
         return self.report.setdefault(name, {})

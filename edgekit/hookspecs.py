@@ -107,6 +107,22 @@ def edgekit_pipeline_finished(model: onnx.ModelProto, context: BuildContext) -> 
     """Called once with the final model, before the back end sees it."""
 
 
+@hookspec
+def edgekit_describe_model(model: onnx.ModelProto, context: BuildContext) -> dict[str, Any] | None:
+    """Describe structure of ``model`` this plugin understands, for ``edgekit inspect``; None when
+    there is nothing to say (the usual answer for most models).
+
+    The description is one table::
+
+        {"title": str, "columns": [str, ...], "rows": [[cell, ...], ...]}
+
+    with one cell per column in every row; cells are str, int, float or bool (ints are printed with
+    thousands separators). ``context`` holds the target (or None) and the user's options. The model
+    is the plugin's own copy, but must be treated as read-only. Called for every plugin; a plugin
+    that raises or returns a malformed table is named in a one-line warning and its table is left
+    out, the rest of the inspection is unaffected."""
+
+
 # Keep the names in one place: the plugin listing and the safe caller use them.
 REGISTRATION_HOOKS: dict[str, str] = {
     "edgekit_register_passes": "passes",
@@ -116,6 +132,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "edgekit_register_kernel_libraries": "kernel_libraries",
 }
 PROVIDES_FRONTEND = "edgekit_export_model"
+DESCRIBE_HOOK = "edgekit_describe_model"
 OBSERVER_HOOKS = ("edgekit_pipeline_started", "edgekit_before_pass", "edgekit_after_pass",
                   "edgekit_pipeline_finished")
 

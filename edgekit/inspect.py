@@ -1,4 +1,5 @@
-"""``edgekit inspect``: what a model contains and what a target's back end can run of it."""
+"""``edgekit inspect``: what a model contains, what a target's back end can run of it, and the
+structure plugins recognise in it (``edgekit_describe_model``: one table per plugin)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def inspect_model(model_text: str, registry: Registry, target_name: str | None,
         entry["nodes"].append(node.name)
         if supported is not None:
             entry["supported"] = op_key(node) in supported
+    descriptions, warnings = describe_model(model, context)
     return {
         "model": source.text,
         "inputs": [{"name": v.name, "shape": tensor_dims(v), "dtype": numpy_dtype(v).name}
@@ -45,7 +47,62 @@ def inspect_model(model_text: str, registry: Registry, target_name: str | None,
         "target": target.name if target else None,
         "backend": backend.name if backend else None,
         "supported_ops": sorted(supported) if supported is not None else None,
+        "descriptions": descriptions,
+        "warnings": warnings,
     }
+
+
+def describe_model(model, context: BuildContext) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every plugin's ``edgekit_describe_model`` table (``{"plugin", "title", "columns", "rows"}``)
+    and one warning line per plugin whose hook raised or returned a malformed table: one plugin's
+    failure never stops the inspection."""
+    import onnx
+
+    from edgekit.errors import EdgekitError, PluginError
+    from edgekit.hookspecs import DESCRIBE_HOOK
+
+    host = context.registry.host
+    tables: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for impl in reversed(getattr(host.pm.hook, DESCRIBE_HOOK).get_hookimpls()):
+        plugin = impl.plugin_name
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        try:
+            _, table = next(iter(host.call_each_from(DESCRIBE_HOOK, [impl], model=copy, context=context)))
+        except PluginError as exc:
+            warnings.append(f"{exc}; its table is left out")
+            continue
+        except EdgekitError as exc:
+            warnings.append(f"plugin '{plugin}': {DESCRIBE_HOOK} failed: {exc}; its table is left out")
+            continue
+        if table is None:
+            continue
+        problem = _table_problem(table)
+        if problem:
+            warnings.append(f"plugin '{plugin}': {DESCRIBE_HOOK} {problem}; its table is left out")
+            continue
+        tables.append({"plugin": plugin, "title": table["title"], "columns": list(table["columns"]),
+                       "rows": [list(row) for row in table["rows"]]})
+    return tables, warnings
+
+
+def _table_problem(table: Any) -> str:
+    """Why ``table`` is not ``{"title": str, "columns": [str], "rows": [[cell]]}`` ("" when it is)."""
+    if not isinstance(table, dict):
+        return f"returned {type(table).__name__}, expected a dict or None"
+    if not isinstance(table.get("title"), str):
+        return "returned a table without a 'title' string"
+    columns, rows = table.get("columns"), table.get("rows")
+    if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
+        return "returned a table whose 'columns' is not a list of strings"
+    if not isinstance(rows, (list, tuple)):
+        return "returned a table whose 'rows' is not a list"
+    for n, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)) or len(row) != len(columns):
+            return f"returned row {n} with {len(row) if isinstance(row, (list, tuple)) else 'no'} cells " \
+                   f"for {len(columns)} columns"
+    return ""
 
 
 def dry_run_passes(model_text: str, registry: Registry, target_name: str | None,

@@ -33,6 +33,7 @@ class Expert:
     weights: list[str] = field(default_factory=list)
     parameters: int = 0
     precision: str = "float32"  # float32 | int8 | int4 (its weights), set by the precision pass
+    device: str = ""  # compute unit planned for it: "" (no plan) | cpu | gpu, set by experts-device-split
 
 
 @dataclass
@@ -49,6 +50,8 @@ class MoeLayer:
     # routing frequency per expert on calibration data (fraction of tokens whose top-k holds it)
     frequency: list[float] | None = None
     pruned: list[int] = field(default_factory=list)  # original indices of removed experts
+    # compute unit planned for the layer's router and combination (the backbone): "" | cpu | gpu
+    backbone_device: str = ""
 
     @property
     def count(self) -> int:

@@ -117,6 +117,34 @@ def print_inspection(info: dict[str, Any], console: Console) -> None:
     unsupported = [op for op, e in info["ops"].items() if e.get("supported") is False]
     if unsupported:
         console.print(f"[red]not supported by {info['backend']}:[/] {', '.join(unsupported)}")
+    for description in info.get("descriptions", []):
+        print_description(description, console)
+
+
+def print_description(description: dict[str, Any], console: Console) -> None:
+    """A plugin's ``edgekit_describe_model`` table; numeric columns right-aligned, as the op table."""
+    from rich.markup import escape
+
+    title = f"{description['title']} (plugin {description['plugin']})"
+    table = Table(title=escape(title), title_justify="left", min_width=len(title))  # a title on one line
+    rows = description["rows"]
+    for i, column in enumerate(description["columns"]):
+        numeric = bool(rows) and all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool)
+                                     for row in rows)
+        table.add_column(escape(column), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    from rich.markup import escape
+
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    return escape(_n(value))
 
 
 def print_targets(registry, console: Console) -> None:
@@ -131,7 +159,7 @@ def print_targets(registry, console: Console) -> None:
 
 
 def print_plugins(registry, console: Console) -> None:
-    from edgekit.hookspecs import PROVIDES_FRONTEND
+    from edgekit.hookspecs import DESCRIBE_HOOK, PROVIDES_FRONTEND
 
     for kind in ("passes", "targets", "backends", "runners", "kernel_libraries"):
         getattr(registry, kind)  # collect, so `provided` is complete
@@ -145,6 +173,8 @@ def print_plugins(registry, console: Console) -> None:
         observers = [h for h in info.hooks if h.startswith("edgekit_pipeline") or h.endswith("_pass")]
         if observers:
             provided.append("observes pipeline")
+        if DESCRIBE_HOOK in info.hooks:
+            provided.append("describes models (inspect)")
         status = f"[red]BROKEN: {info.broken}[/]" if info.broken else "; ".join(provided) or "-"
         table.add_row(name, info.version or "-", info.module, status)
     console.print(table)

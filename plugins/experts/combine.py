@@ -51,12 +51,6 @@ def replace_combine(model: onnx.ModelProto, layer: MoeLayer, tokens: tuple[int, 
                     old_nodes: set[int]) -> None:
     """Remove the nodes at positions ``old_nodes`` (the layer's previous combination) and add the
     canonical one (in place; the graph is left topologically ordered)."""
-    from edgekit.plugins.experts.graph import topological_sort
+    from edgekit.plugins.experts.graph import replace_nodes
 
-    nodes, consts = combine_nodes(layer, tokens)
-    graph = model.graph
-    kept = [n for i, n in enumerate(graph.node) if i not in old_nodes]
-    del graph.node[:]
-    graph.node.extend(kept + nodes)
-    graph.initializer.extend(consts)
-    topological_sort(model)
+    replace_nodes(model, old_nodes, *combine_nodes(layer, tokens))

@@ -127,6 +127,18 @@ def topological_sort(model: onnx.ModelProto) -> None:
     model.graph.node.extend(ordered)
 
 
+def replace_nodes(model: onnx.ModelProto, old_nodes: set[int], nodes: list[onnx.NodeProto],
+                  initializers: list[onnx.TensorProto]) -> None:
+    """Remove the nodes at positions ``old_nodes``, add ``nodes`` and ``initializers`` (in place;
+    the graph is left topologically ordered)."""
+    graph = model.graph
+    kept = [n for i, n in enumerate(graph.node) if i not in old_nodes]
+    del graph.node[:]
+    graph.node.extend(kept + nodes)
+    graph.initializer.extend(initializers)
+    topological_sort(model)
+
+
 def remove_unused(model: onnx.ModelProto) -> None:
     """Drop (in place) nodes and initializers no graph output depends on."""
     needed = {o.name for o in model.graph.output}

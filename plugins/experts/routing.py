@@ -11,11 +11,20 @@ import numpy as np
 import onnx
 
 import edgekit
-from edgekit.moe import MoeLayer
+from edgekit.moe import MoeLayer, moe_layers
 from edgekit.plugins.experts.graph import run_exposing
 
 #: Seeded random samples when the user gives no --calibration data.
 RANDOM_SAMPLES = 64
+
+
+def partitioned_layers(model: onnx.ModelProto, context: edgekit.BuildContext) -> list[MoeLayer]:
+    """The MoE layers ``experts-partition`` recorded; when there are none, a note that the pass
+    calling this has nothing to do."""
+    layers = moe_layers(model)
+    if not layers:
+        context.note("no partitioned MoE layer (run experts-partition first): nothing to do")
+    return layers
 
 
 def samples(model: onnx.ModelProto, context: edgekit.BuildContext, purpose: str,
