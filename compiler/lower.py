@@ -102,14 +102,14 @@ def optimize(mod, target, database=None, default_schedules=None):
         return pipeline(mod)
 
 
-def walk_main(mod) -> Plan:
-    """Turn the planned ``main`` into a :class:`Plan`; anything but allocations and kernel calls is
-    a BuildError naming the Relax op (it would need the Relax VM)."""
+def walk_main(mod, function: str = "main") -> Plan:
+    """Turn the planned Relax function ``function`` into a :class:`Plan`; anything but allocations
+    and kernel calls is a BuildError naming the Relax op (it would need the Relax VM)."""
     import tvm
     from tvm import relax
     from tvm.ir.expr import Call as CallExpr, GenericConst, Var
 
-    func = mod["main"]
+    func = mod[function]
     plan = Plan()
     names: dict[Any, str] = {}  # relax Var -> slot name
     storage_of: dict[Any, int] = {}
@@ -146,7 +146,7 @@ def walk_main(mod) -> Plan:
                 names[var] = tuples[value.tuple_value][int(value.index)]
                 continue
             if not isinstance(value, CallExpr):
-                raise edgekit.BuildError(f"TVM lowering: unexpected binding {type(value).__name__} in main")
+                raise edgekit.BuildError(f"TVM lowering: unexpected binding {type(value).__name__} in {function}")
             if isinstance(value.op, tvm.ir.GlobalVar):
                 plan.calls.append(Call(value.op.name_hint, [arg_slot(a) for a in value.args]))
                 continue
@@ -166,7 +166,7 @@ def walk_main(mod) -> Plan:
                 plan.slots[slot.name] = slot
                 names[var] = slot.name
             elif op not in _LIFETIME_OPS:
-                raise edgekit.BuildError(f"TVM lowering: Relax op {op} in main needs the Relax VM; "
+                raise edgekit.BuildError(f"TVM lowering: Relax op {op} in {function} needs the Relax VM; "
                                          "edgekit's driver runs kernel calls only")
     results = func.body.body
     if isinstance(results, relax.Tuple):

@@ -96,24 +96,32 @@ def claim(lw: Lowerer, options: MoeOptions) -> dict[int, Any]:
     model = lw.view.model
     replacements = {}
     for layer in moe_layers(model):
-        experts, combination = layer_regions(model, layer)
-        nodes = list(model.graph.node)
-        producer = {o: n for n in nodes for o in n.output}
-        if layer.output not in producer or any(not e for e in experts):
-            raise BuildError(f"MoE layer '{layer.name}': its recorded tensors are not in the graph; "
-                             f"run experts-partition after the passes that rewrite the model")
-        lw.skipped.update(id(nodes[i]) for region in experts for i in region)
-        lw.skipped.update(id(nodes[i]) for i in combination)
-        anchor = producer[layer.output]
+        experts, combination, anchor = layer_nodes(model, layer)
+        lw.skipped.update(id(n) for region in experts for n in region)
+        lw.skipped.update(id(n) for n in combination)
         replacements[id(anchor)] = (lambda layer=layer, experts=experts, anchor=anchor:
-                                    _lower_layer(lw, layer, [[nodes[i] for i in sorted(r)] for r in experts],
-                                                 anchor, options))
+                                    _lower_layer(lw, layer, experts, anchor, options))
     return replacements
 
 
-def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.NodeProto]],
-                 anchor: onnx.NodeProto, options: MoeOptions) -> None:
-    from edgekit.plugins.mcu.schedule import CSymbol, dims_str
+def layer_nodes(model: onnx.ModelProto, layer: MoeLayer) -> tuple[list[list[onnx.NodeProto]], list[onnx.NodeProto],
+                                                                 onnx.NodeProto]:
+    """The layer's nodes in ``model.graph``: per expert (graph order), the combination, and the
+    node producing the layer's output (a BuildError when the recorded tensors are not there)."""
+    experts, combination = layer_regions(model, layer)
+    nodes = list(model.graph.node)
+    producer = {o: n for n in nodes for o in n.output}
+    if layer.output not in producer or any(not e for e in experts):
+        raise BuildError(f"MoE layer '{layer.name}': its recorded tensors are not in the graph; "
+                         f"run experts-partition after the passes that rewrite the model")
+    return ([[nodes[i] for i in sorted(r)] for r in experts], [nodes[i] for i in sorted(combination)],
+            producer[layer.output])
+
+
+def layer_shapes(lw: Lowerer, layer: MoeLayer, anchor: onnx.NodeProto) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the layer's input, probabilities and output, checked to share the token dims
+    (all but the last), with 1 <= k <= MAX_K."""
+    from edgekit.plugins.mcu.schedule import dims_str
 
     x_shape, probs_shape, y_shape = (lw.shape(t, anchor) for t in (layer.input, layer.probs, layer.output))
     tokens = x_shape[:-1]
@@ -123,6 +131,15 @@ def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.Node
     if not 1 <= layer.k <= min(layer.count, MAX_K):
         raise lw.error(anchor, f"MoE layer '{layer.name}': top-{layer.k} of {layer.count} experts; the kernel "
                                f"takes 1 <= k <= {MAX_K}")
+    return x_shape, probs_shape, y_shape
+
+
+def _lower_layer(lw: Lowerer, layer: MoeLayer, expert_nodes: list[list[onnx.NodeProto]],
+                 anchor: onnx.NodeProto, options: MoeOptions) -> None:
+    from edgekit.plugins.mcu.schedule import CSymbol, dims_str
+
+    x_shape, _, y_shape = layer_shapes(lw, layer, anchor)
+    tokens = x_shape[:-1]
     computed = {o for layer_ in lw.schedule.layers for o in layer_.outputs} | set(lw.schedule.aliases) | \
         set(lw.schedule.inputs)
     if layer.probs not in computed:
@@ -167,6 +184,20 @@ def _lower_expert(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodePro
     from edgekit.plugins.mcu.generator import lower_model
     from edgekit.plugins.mcu.planner import plan
 
+    sub, graph = expert_row_model(lw, layer, e, nodes, x_shape, y_shape, computed)
+    sched = lower_model(sub, lw.target_name, int8_io="inputs" if graph.int8_input else False,
+                        soft_float=lw.soft_float)
+    if any(_holds_symbol(v) for layer_ in sched.layers for v in layer_.params.values()):
+        raise BuildError(f"expert {e} of MoE layer '{layer.name}': a layer needs a constant table in its "
+                         f"parameters, which expert sub-libraries do not support")
+    return ExpertPart(e, sched, plan(sched, borrow_outputs=False), weights_struct_bytes(sched), sub, graph)
+
+
+def expert_row_model(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodeProto], x_shape: tuple[int, ...],
+                     y_shape: tuple[int, ...], computed: set[str]) -> tuple[onnx.ModelProto, ExpertGraph]:
+    """Expert ``e``'s sub-graph as a model of one token's row (input ``[1, ..., 1, dim_in]``),
+    after checking that each of its ops computes every token's row on its own. ``computed``: the
+    tensors the back end computes in float (see :func:`_expert_graph`)."""
     for node in nodes:
         if node.op_type not in TOKENWISE_OPS | {"Reshape"} or node.domain not in ("", "ai.onnx"):
             raise lw.error(node, f"in expert {e} of MoE layer '{layer.name}': op {node.op_type} may mix "
@@ -189,12 +220,7 @@ def _lower_expert(lw: Lowerer, layer: MoeLayer, e: int, nodes: list[onnx.NodePro
                           [helper.make_tensor_value_info(graph.output, onnx.TensorProto.FLOAT, row + [y_shape[-1]])],
                           [t for t in model.graph.initializer if t.name in reads] + graph.constants),
         opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    sched = lower_model(sub, lw.target_name, int8_io="inputs" if graph.int8_input else False,
-                        soft_float=lw.soft_float)
-    if any(_holds_symbol(v) for layer_ in sched.layers for v in layer_.params.values()):
-        raise BuildError(f"expert {e} of MoE layer '{layer.name}': a layer needs a constant table in its "
-                         f"parameters, which expert sub-libraries do not support")
-    return ExpertPart(e, sched, plan(sched, borrow_outputs=False), weights_struct_bytes(sched), sub, graph)
+    return sub, graph
 
 
 @dataclass

@@ -15,16 +15,17 @@ SHAPES = {"make_moe_mlp": "1,16", "make_gather_moe_mlp": "1,16", "make_moe_block
           "make_skewed_moe_mlp": "1,16", "make_averaged_moe_mlp": "1,16"}
 
 
-def export(factory: str) -> onnx.ModelProto:
+def export(factory: str, module: Path = MOE_EXAMPLES, shape: str | None = None) -> onnx.ModelProto:
+    """``module:factory`` exported (input shape ``shape``, by default the example's) and folded."""
     from edgekit.context import BuildContext
     from edgekit.frontends import ModelSource, export_to_onnx
     from edgekit.model import fix_input_shapes
     from edgekit.registry import default_registry
 
     registry = default_registry()
-    shape = SHAPES[factory]
+    shape = shape or SHAPES[factory]
     context = BuildContext(target=None, registry=registry, options={"input_shapes": [shape]})
-    source = ModelSource.parse(f"{MOE_EXAMPLES}:{factory}")
+    source = ModelSource.parse(f"{module}:{factory}")
     _, model = export_to_onnx(source, context)
     model = fix_input_shapes(model, [shape], source.text)
     return registry.passes["fold-constants"](model, context)
