@@ -179,7 +179,7 @@ def _fusable_bias(lw: Lowerer, node: onnx.NodeProto, n: int) -> tuple[onnx.NodeP
 def lower_matmul(lw: Lowerer, node: onnx.NodeProto) -> None:
     from edgekit.plugins.mcu.ops_w4 import lower_w4
 
-    if lower_w4(lw, node):  # int4 weight-only weights stay packed
+    if lower_w4(lw, node):  # int4 / int8 weight-only weights stay packed
         return
     a, b = node.input[0], node.input[1]
     lw.require_float(node, a, b, node.output[0])

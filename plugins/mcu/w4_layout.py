@@ -1,5 +1,6 @@
-"""Build-time side of the weight-only int4 kernel (``kernels/ek_gemm_w4.h``): nibble packing of the
-weights per output and the scale table."""
+"""Build-time side of the weight-only kernels (``kernels/ek_gemm_wq.h``: ``ek_gemm_w4.h``,
+``ek_gemm_w8.h``): the weights per output, nibble-packed for int4 or one byte each for int8, and
+the scale table they share."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ def pack(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).reshape(-1)
 
 
+def pack_int8(values: np.ndarray) -> np.ndarray:
+    """int8 values [K, N] -> int8 [N * K]: per output n its k in order."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.int8).T).reshape(-1)
+
+
 def scales(scale: np.ndarray, k: int, n: int, group: int) -> np.ndarray:
     """[N][ceil(K/group)] float32 from ONNX's blocked [ceil(K/group), N], per-column [N] or scalar."""
     s = np.asarray(scale, dtype=np.float32)
@@ -26,5 +32,5 @@ def scales(scale: np.ndarray, k: int, n: int, group: int) -> np.ndarray:
     else:
         table = np.broadcast_to(s.reshape(1, -1) if s.size == n else s.reshape(1, 1), (groups, n))
     if table.shape != (groups, n):
-        raise ValueError(f"int4 scales {list(s.shape)} do not match K={k}, N={n}, group {group}")
+        raise ValueError(f"weight-only scales {list(s.shape)} do not match K={k}, N={n}, group {group}")
     return np.ascontiguousarray(table.T, dtype=np.float32).reshape(-1)

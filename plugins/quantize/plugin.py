@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import onnx
 
 import edgekit
 from edgekit.moe import float_nodes
 from edgekit.plugins.quantize import accuracy, mixed
 from edgekit.plugins.quantize.calibration import load_samples
-from edgekit.plugins.quantize.int4 import DEFAULT_GROUP, quantize_weights_int4
+from edgekit.plugins.quantize.int4 import DEFAULT_GROUP, quantize_weights_int4, stored_bytes
 from edgekit.plugins.quantize.static import METHODS, quantize_int8
 
 #: Seeded random calibration samples when the user gives no data.
@@ -20,14 +19,7 @@ RANDOM_SAMPLES = 32
 
 def _weights_bytes(model: onnx.ModelProto) -> int:
     """Stored bytes of the initializers (4-bit types take half a byte per value)."""
-    total = 0
-    for t in model.graph.initializer:
-        count = int(np.prod(t.dims, dtype=np.int64))
-        if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
-            total += (count + 1) // 2
-        else:
-            total += count * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    return total
+    return sum(stored_bytes(t) for t in model.graph.initializer)
 
 
 def _calibration(model: onnx.ModelProto, context: edgekit.BuildContext) -> tuple[list[dict], str]:

@@ -5,9 +5,9 @@
 static inline int32_t ek_nibble_lo(uint32_t b) { return (int32_t)(b << 28) >> 28; }
 static inline int32_t ek_nibble_hi(uint32_t b) { return (int32_t)(b << 24) >> 28; }
 
-/* Sum over k in [k0, k1) of x[k] * w[k] for two outputs' weight rows (group-local, raw int4). */
-static inline void ek_w4_dot2(const float *x, const uint8_t *wa, const uint8_t *wb, int32_t k0,
-                              int32_t k1, float *sa, float *sb)
+/* ek_gemm_wq_dot2 for int4 rows (k0 even: groups are even). */
+static EK_ALWAYS_INLINE void ek_w4_dot2(const float *x, const uint8_t *wa, const uint8_t *wb, int32_t k0,
+                                        int32_t k1, float *sa, float *sb)
 {
     float a0 = 0.0f, a1 = 0.0f, b0 = 0.0f, b1 = 0.0f; /* two chains per output */
     int32_t k;
@@ -30,26 +30,5 @@ static inline void ek_w4_dot2(const float *x, const uint8_t *wa, const uint8_t *
 void ek_gemm_w4_f32(const ek_gemm_w4_params *p, const float *x, const uint8_t *weights,
                     const float *scales, const float *bias, float *y)
 {
-    const int32_t row_bytes = (p->k + 1) / 2;
-    const int lower_only = p->act_max == INFINITY;
-    int32_t m, n, g;
-    for (m = 0; m < p->m; m++, x += p->k, y += p->n) {
-        for (n = 0; n < p->n; n += 2) {
-            /* two outputs per pass share every x load; a lone last output is computed twice */
-            const int32_t nb = n + 1 < p->n ? n + 1 : n;
-            const uint8_t *wa = weights + n * row_bytes, *wb = weights + nb * row_bytes;
-            const float *s_a = scales + n * p->k_groups, *s_b = scales + nb * p->k_groups;
-            float acc_a = bias != NULL ? bias[n] : 0.0f, acc_b = bias != NULL ? bias[nb] : 0.0f;
-            for (g = 0; g < p->k_groups; g++) {
-                const int32_t k0 = g * p->group;
-                const int32_t k1 = k0 + p->group < p->k ? k0 + p->group : p->k;
-                float part_a, part_b;
-                ek_w4_dot2(x, wa, wb, k0, k1, &part_a, &part_b);
-                acc_a = EK_FMA(acc_a, part_a, s_a[g]);
-                acc_b = EK_FMA(acc_b, part_b, s_b[g]);
-            }
-            y[n] = ek_act_clampf(acc_a, lower_only, p->act_min, p->act_max);
-            y[nb] = ek_act_clampf(acc_b, lower_only, p->act_min, p->act_max);
-        }
-    }
+    ek_gemm_wq_f32(p, x, weights, (p->k + 1) / 2, ek_w4_dot2, scales, bias, y);
 }
