@@ -21,9 +21,9 @@ a note.
 The pass plans; it does not change the graph or its numerics (verified exactly: atol = rtol = 0).
 The plan is stored in the MoE metadata (``Expert.device``, ``MoeLayer.backbone_device``, see
 :mod:`edgekit.moe`) and reported as ``experts.device_split``. Executing it is a separate matter: no
-back end reads it today. The tvm back end compiles the whole graph for the profile's
-``[tvm_target]`` (on a GPU profile such as ``mali-g78``, every kernel for the GPU), and the
-microcontroller back end has one unit anyway.
+back end runs it yet. The tvm back end copies each expert's unit into its placement map, but compiles
+the whole graph for the profile's one ``[tvm_target]`` (on a GPU profile such as ``mali-g78``, every
+kernel for the GPU); the microcontroller back end has one unit anyway.
 """
 
 from __future__ import annotations
