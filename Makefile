@@ -20,7 +20,7 @@ debian:
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev,torch,tvm,tune]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,tvm,tune,tflite]'
 	touch $(STAMP)
 
 demo: setup

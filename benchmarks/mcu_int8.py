@@ -30,6 +30,7 @@ IMAGES = REPO / "examples" / "quantize" / "images.py"
 AE_FRAMES = MODELS / "ad_sample_input_f32.bin"
 # CMSIS-NN instructions per inference on the same boards (gcc -O2) and per layer type (M4, M0+).
 CMSIS = {
+    "kws_dscnn": {"cortex-m4": 7_695_547, "cortex-m0plus": 28_998_020},
     "ic_resnet8": {"cortex-m4": 29_858_477, "cortex-m0plus": 97_549_797},
     "ad_autoencoder": {"cortex-m4": 579_822, "cortex-m0plus": 1_758_406},
 }
@@ -42,14 +43,25 @@ CMSIS_LAYERS = {  # (M4, M0+) sums of the per-layer rows of anchor-figures.md
         "pool": (26_418, 84_833), "fully connected": (1_841, 5_236), "softmax": (3_389, 12_084),
     },
     "ad_autoencoder": {"fully connected": (579_800, 1_758_384)},
+    "kws_dscnn": {
+        "conv (other kernels)": (1_118_170, 3_017_450),
+        "depthwise": (560_973 + 3 * 560_974, 2_573_659 + 2_573_486 + 2_571_759 + 2_574_498),
+        "conv 1x1": (1_069_024 + 1_069_025 + 1_069_024 + 1_069_023, 3_873_343 + 3_874_074 + 3_874_787 + 3_875_443),
+        "pool": (50_751, 167_490), "fully connected": (2_181, 6_041), "softmax": (4_428, 15_964),
+    },
 }
-TFLM_ARENA = {"ic_resnet8": 49_152, "ad_autoencoder": 768}
+# TFLite Micro's activation bytes in its tensor arena (its whole arena: KWS 24,272, ResNet-8 55,984,
+# autoencoder 3,984 B)
+TFLM_ARENA = {"kws_dscnn": 16_000, "ic_resnet8": 49_152, "ad_autoencoder": 768}
 
 
 def layer_type(layer: dict) -> str:
     op = layer["op"].split("+")[0]
     if op == "QConv":
-        return "conv 1x1" if " k1x1 " in f" {layer.get('summary', '')} " else "conv 3x3"
+        summary = f" {layer.get('summary', '')} "
+        if "depthwise" in summary:
+            return "depthwise"
+        return "conv 1x1" if " k1x1 " in summary else "conv 3x3" if " k3x3 " in summary else "conv (other kernels)"
     return {"QAdd": "add", "QAveragePool": "pool", "QGlobalAveragePool": "pool", "QGemm": "fully connected",
             "QMatMul": "fully connected", "QSoftmax": "softmax"}.get(op, "boundary/other")
 

@@ -13,6 +13,7 @@ from edgekit.context import BuildContext
 from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError, one_line
 from edgekit.output import atomic_directory, check_output_dir, write_json
 from edgekit.passes import Tolerance
+from edgekit.references import compare_with_references, judging_reference, scratch_rerun
 from edgekit.registry import Registry
 
 REPORT_FILE = "report.json"
@@ -104,8 +105,10 @@ def build(request: BuildRequest, registry: Registry,
             _step(progress, f"run on {runner.name}")
             # The reference is the model the back end compiled (what `edgekit run` uses too); the
             # pipeline already bounded its distance from the original, pass by pass.
+            rerun = scratch_rerun(runner, context, request.target, request.backend, [p.name for p in passes],
+                                  request.options)
             report["run"] = execute(runner, staging, model, context, backend.tolerance,
-                                    backend.quantized_tolerance_steps)
+                                    backend.quantized_tolerance_steps, rerun)
         if not os.environ.get(REPRODUCIBLE_ENV):
             report["build_seconds"] = round(time.perf_counter() - started, 3)
         else:
@@ -116,8 +119,10 @@ def build(request: BuildRequest, registry: Registry,
 
 
 def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
-            tolerance: Tolerance, quantized_steps: float = 1.0) -> dict[str, Any]:
-    """Run the artifact, compare with onnxruntime on ``reference_model``; raise on a mismatch."""
+            tolerance: Tolerance, quantized_steps: float = 1.0, rerun: Callable | None = None) -> dict[str, Any]:
+    """Run the artifact, compare with onnxruntime on ``reference_model``; raise on a mismatch.
+    Plugins that know an outside reference for the user's model compare the run too
+    (:mod:`edgekit.references`; ``rerun`` lets them build and run a probe of the model)."""
     from edgekit.verify import compare, quantized_outputs, run_float64, run_onnxruntime
 
     expected = run_onnxruntime(reference_model, context.inputs, "reference model")
@@ -161,8 +166,23 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
         "judged_against": "float64" if exact64 is not None else "onnxruntime",
         "measurements": results[0].measurements if results else {},
     }
+    judge = None
+    if rerun is not None:
+        references, warnings = compare_with_references(
+            context.report.get("model", {}).get("source", ""), reference_model, context,
+            [r.outputs for r in results], rerun)
+        if references:
+            section["references"] = references
+        if warnings:
+            section["reference_warnings"] = warnings
+        judge = judging_reference(references)
     context.report["run"] = section
-    if not judged.within():
+    if judge is not None and not judged.mismatch:
+        # the artifact implements the reference's arithmetic, not the ONNX graph's float rescaling
+        section["judged_against"] = judge["reference"]
+        if not judge["agrees"]:
+            raise BuildError(f"run on '{runner.name}' does not match {judge['reference']}: {judge['summary']}")
+    elif not judged.within():
         against = "the model's exact (float64) arithmetic" if exact64 is not None else "onnxruntime"
         detail = judged.mismatch or (
             f"output '{judged.worst_output}' differs from {against} by {judged.max_abs:.3g} "
@@ -195,7 +215,9 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
                            options=dict(report.get("options", {})))
     context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
-    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps)
+    rerun = scratch_rerun(runner, context, target.name, backend.name,
+                          [p["name"] for p in report.get("passes", [])], context.options)
+    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps, rerun)
 
 
 def _runner_for(registry: Registry, target, backend):

@@ -123,6 +123,29 @@ def edgekit_describe_model(model: onnx.ModelProto, context: BuildContext) -> dic
     out, the rest of the inspection is unaffected."""
 
 
+@hookspec
+def edgekit_compare_run(source: ModelSource, model: onnx.ModelProto, context: BuildContext,
+                        outputs: list[dict[str, Any]], rerun: Any) -> dict[str, Any] | None:
+    """Compare a run (``--run``, ``edgekit run``) with an outside reference this plugin knows for
+    ``source`` (the user's model file: for example the framework that produced it), or return None.
+
+    ``outputs`` are the runner's outputs, one dict per input set of ``context.inputs`` (named and
+    shaped as ``model``'s graph outputs, which is what the artifact computes). ``rerun(probe)``
+    builds another ONNX model with the same target, back end and options in a scratch directory,
+    runs it on the same runner with the same inputs and returns its outputs: a plugin uses it to
+    locate a difference (every layer's output made a graph output, say). The result is stored in
+    the run report under ``references[<plugin>]``; it must be JSON-serializable and hold
+
+        {"reference": str, "agrees": bool | None, "summary": str, ...}
+
+    ``summary`` is one line for the terminal; ``agrees`` None: not compared (the summary says why,
+    for example an oracle package that is not installed). A run is judged against onnxruntime and a
+    reference's mismatch is recorded and warned about, unless the result has ``"judges": True``:
+    the reference is the arithmetic the artifact implements (a TFLite model built with TFLite
+    Micro's rounding, say), so the run is judged by it instead, and onnxruntime's figures are for
+    information. A plugin that raises is named in a one-line warning."""
+
+
 # Keep the names in one place: the plugin listing and the safe caller use them.
 REGISTRATION_HOOKS: dict[str, str] = {
     "edgekit_register_passes": "passes",
@@ -133,6 +156,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
 }
 PROVIDES_FRONTEND = "edgekit_export_model"
 DESCRIBE_HOOK = "edgekit_describe_model"
+COMPARE_RUN_HOOK = "edgekit_compare_run"
 OBSERVER_HOOKS = ("edgekit_pipeline_started", "edgekit_before_pass", "edgekit_after_pass",
                   "edgekit_pipeline_finished")
 

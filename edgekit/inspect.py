@@ -58,24 +58,18 @@ def describe_model(model, context: BuildContext) -> tuple[list[dict[str, Any]], 
     failure never stops the inspection."""
     import onnx
 
-    from edgekit.errors import EdgekitError, PluginError
     from edgekit.hookspecs import DESCRIBE_HOOK
 
     host = context.registry.host
     tables: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for impl in reversed(getattr(host.pm.hook, DESCRIBE_HOOK).get_hookimpls()):
-        plugin = impl.plugin_name
+
+    def own_copy() -> dict[str, Any]:
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
-        try:
-            _, table = next(iter(host.call_each_from(DESCRIBE_HOOK, [impl], model=copy, context=context)))
-        except PluginError as exc:
-            warnings.append(f"{exc}; its table is left out")
-            continue
-        except EdgekitError as exc:
-            warnings.append(f"plugin '{plugin}': {DESCRIBE_HOOK} failed: {exc}; its table is left out")
-            continue
+        return {"model": copy, "context": context}
+
+    for plugin, table in host.call_each_guarded(DESCRIBE_HOOK, warnings, "table", own_copy):
         if table is None:
             continue
         problem = _table_problem(table)

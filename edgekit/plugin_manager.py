@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -100,6 +100,23 @@ class PluginHost:
             except Exception as exc:
                 raise PluginError(impl.plugin_name,
                                   f"{hook_name} raised {type(exc).__name__}: {one_line(exc)}") from exc
+            yield impl.plugin_name, result
+
+    def call_each_guarded(self, hook_name: str, warnings: list[str], left_out: str,
+                          kwargs_for: Callable[[], dict[str, Any]]) -> Iterator[tuple[str, Any]]:
+        """Yield ``(plugin name, result)`` for every implementation, each called with a fresh
+        ``kwargs_for()``; a plugin that raises (even an ``EdgekitError``) is named in a line added to
+        ``warnings`` ("...; its <left_out> is left out") and skipped: the others are unaffected."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            try:
+                _, result = next(iter(self.call_each_from(hook_name, [impl], **kwargs_for())))
+            except PluginError as exc:
+                warnings.append(f"{exc}; its {left_out} is left out")
+                continue
+            except EdgekitError as exc:
+                warnings.append(f"plugin '{impl.plugin_name}': {hook_name} failed: {one_line(exc)}; "
+                                f"its {left_out} is left out")
+                continue
             yield impl.plugin_name, result
 
     def call_first(self, hook_name: str, **kwargs: Any) -> tuple[str, Any] | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -94,6 +95,12 @@ def print_run_summary(section: dict[str, Any], console: Console,
     for key, value in sorted(measurements.items()):
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {_n(value)}")
+    for reference in section.get("references", {}).values():
+        style = {True: "green", False: "yellow", None: "dim"}[reference["agrees"]]
+        judges = " (judges this run: the arithmetic it implements)" if reference.get("judges") else ""
+        console.print(f"  vs {reference['reference']}{judges}: [{style}]{escape(reference['summary'])}[/]")
+    for warning in section.get("reference_warnings", []):
+        console.print(f"  [yellow]warning: {escape(warning)}[/]")
 
 
 def print_inspection(info: dict[str, Any], console: Console) -> None:
@@ -123,7 +130,6 @@ def print_inspection(info: dict[str, Any], console: Console) -> None:
 
 def print_description(description: dict[str, Any], console: Console) -> None:
     """A plugin's ``edgekit_describe_model`` table; numeric columns right-aligned, as the op table."""
-    from rich.markup import escape
 
     title = f"{description['title']} (plugin {description['plugin']})"
     table = Table(title=escape(title), title_justify="left", min_width=len(title))  # a title on one line
@@ -138,7 +144,6 @@ def print_description(description: dict[str, Any], console: Console) -> None:
 
 
 def _cell(value: Any) -> str:
-    from rich.markup import escape
 
     if isinstance(value, bool):
         return "yes" if value else "no"

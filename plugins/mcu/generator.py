@@ -32,9 +32,11 @@ class Generated:
 
 
 def lower_model(model: onnx.ModelProto, target_name: str = "", int8_io: bool | str = False,
-                soft_float: bool = False, moe_options: dict | None = None) -> Schedule:
+                soft_float: bool = False, moe_options: dict | None = None,
+                int8_arithmetic: str | None = None) -> Schedule:
     """Prepared, lowered schedule (raises BuildError for anything the back end cannot run)."""
-    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float, moe_options)
+    return lower(GraphView.of(prepare(model, "model")), target_name, int8_io, soft_float, moe_options,
+                 int8_arithmetic)
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"', re.MULTILINE)
@@ -87,12 +89,14 @@ def _write(path: Path, text: str) -> None:
 def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_arena: bool = False,
              target_name: str = "", with_kernels: bool = True,
              with_integration: bool = True, int8_io: bool = False, soft_float: bool = False,
-             output_workspace: bool = True, moe_options: dict | None = None) -> Generated:
+             output_workspace: bool = True, moe_options: dict | None = None,
+             int8_arithmetic: str | None = None) -> Generated:
     """``output_workspace``: tensors may use float32 output buffers before they are written.
-    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`)."""
+    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`).
+    ``int8_arithmetic``: onnx or tflite (None: the model's metadata, see :mod:`.qmath`)."""
     out_dir = Path(out_dir)
     prefix = model_prefix(name)
-    sched = lower_model(model, target_name, int8_io, soft_float, moe_options)
+    sched = lower_model(model, target_name, int8_io, soft_float, moe_options, int8_arithmetic)
     mem = plan(sched, borrow_outputs=output_workspace)
     names = emit_c.assign_names(prefix, sched)
     files: dict[str, str] = {

@@ -370,7 +370,8 @@ def _emit_conv(lw: Lowerer, g: Group) -> None:
     w_scale = np.broadcast_to(w.scale.reshape(-1).astype(np.float32), (out_c,)).copy()
     bias = g.inputs[2].qconst.values.reshape(-1).astype(np.int32) if len(g.inputs) > 2 else None
     layer = qconv_layout.qconv_layer(geometry, values.astype(np.int8), w_scale, bias, x.q.scale,
-                                     x.q.zero_point, g.out_q.scale, g.out_q.zero_point, g.act)
+                                     x.q.zero_point, g.out_q.scale, g.out_q.zero_point, g.act,
+                                     lw.int8_arithmetic)
     layer.summary = layer.summary or summary
     macs = int(np.prod(out_shape, dtype=np.int64)) * int(np.prod(values.shape[1:], dtype=np.int64))
     fused = None if layer.params["depthwise"] else _fusable_residual(lw, g)
@@ -381,7 +382,8 @@ def _emit_conv(lw: Lowerer, g: Group) -> None:
 
     add, residual = fused
     params = {"conv": list(layer.params.values()),
-              "add": qops_layout.add_epilogue(g.out_q.pair, residual.q.pair, add.out_q.pair, add.act)}
+              "add": qops_layout.add_epilogue(g.out_q.pair, residual.q.pair, add.out_q.pair, add.act,
+                                              lw.int8_arithmetic)}
     args = [("in", x.tensor), *_const_args(lw, node, layer)]
     args += [("in", residual.tensor), ("out", add.output), ("scratch",)]
     lw.add(node, "ek_qconv", "ek_qconv_add_s8", "ek_qconv_add_params", params, args,
@@ -406,7 +408,7 @@ def _emit_gemm(lw: Lowerer, g: Group) -> None:
     m = int(np.prod(a_shape[:-1], dtype=np.int64))
     bias = g.inputs[2].qconst.values.reshape(-1).astype(np.int32) if len(g.inputs) > 2 else None
     layer = qconv_layout.qgemm_layer(m, weights, w_scale, bias, x.q.scale, x.q.zero_point,
-                                     g.out_q.scale, g.out_q.zero_point, g.act)
+                                     g.out_q.scale, g.out_q.zero_point, g.act, lw.int8_arithmetic)
     _emit(lw, g, layer, "Q" + node.op_type, m * weights.shape[0] * weights.shape[1])
 
 
@@ -416,7 +418,8 @@ def _emit_binary(lw: Lowerer, g: Group) -> None:
     node = g.node
     layer = qops_layout.qbinary_layer(node.op_type, lw.shape(node.input[0], node),
                                       lw.shape(node.input[1], node), lw.shape(node.output[0], node),
-                                      g.inputs[0].q.pair, g.inputs[1].q.pair, g.out_q.pair, g.act)
+                                      g.inputs[0].q.pair, g.inputs[1].q.pair, g.out_q.pair, g.act,
+                                      lw.int8_arithmetic)
     _emit(lw, g, layer, "Q" + node.op_type, extra_inputs=g.inputs[1:])
 
 
@@ -463,16 +466,16 @@ def _emit_unary(lw: Lowerer, g: Group) -> None:
         if geo.whole_plane and op == "AveragePool":
             layer = qops_layout.qglobal_avgpool_layer(geo.in_shape[0], geo.in_shape[1],
                                                       geo.params["in_h"] * geo.params["in_w"],
-                                                      x.q.pair, g.out_q.pair)
+                                                      x.q.pair, g.out_q.pair, lw.int8_arithmetic)
         else:
             layer = qops_layout.qpool_layer("max" if op == "MaxPool" else "avg", geo.params,
-                                            x.q.pair, g.out_q.pair)
+                                            x.q.pair, g.out_q.pair, lw.int8_arithmetic)
         layer.summary = layer.summary or geo.summary.split(", ", 1)[-1]
     elif op == "GlobalAveragePool":
         shape = lw.shape(node.input[0], node)
         layer = qops_layout.qglobal_avgpool_layer(shape[0], shape[1],
                                                   int(np.prod(shape[2:], dtype=np.int64)),
-                                                  x.q.pair, g.out_q.pair)
+                                                  x.q.pair, g.out_q.pair, lw.int8_arithmetic)
     elif op == "Softmax":
         shape = lw.shape(node.input[0], node)
         axis = int(attrs_of(node).get("axis", -1 if lw.view.opset >= 13 else 1)) % len(shape)

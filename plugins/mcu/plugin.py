@@ -38,7 +38,8 @@ class McuBackend(edgekit.Backend):
             library.check(model, context)
             return
         # Lowering is cheap and is the one place that knows every attribute limit.
-        lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target), context.options)
+        lower_model(model, context.target.name, _int8_io(context), _soft_float(context.target), context.options,
+                    _int8_arithmetic(context))
 
     def build(self, model: onnx.ModelProto, context: edgekit.BuildContext,
               out_dir: Path) -> edgekit.Artifact:
@@ -51,7 +52,8 @@ class McuBackend(edgekit.Backend):
         gen = generate(model, out_dir, name=str(context.option("name", "model") or "model"),
                        static_arena=static_arena, target_name=target.name,
                        int8_io=_int8_io(context), soft_float=_soft_float(target),
-                       output_workspace=context.flag("output_workspace", True), moe_options=context.options)
+                       output_workspace=context.flag("output_workspace", True), moe_options=context.options,
+                       int8_arithmetic=_int8_arithmetic(context))
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
@@ -96,6 +98,8 @@ class McuBackend(edgekit.Backend):
             "kernel_families": sorted(sched.families),
             # QDQ models: the nodes that run as int8 kernels (the rest of the compute runs in float)
             "int8_nodes": list(sched.int8_nodes),
+            # how they round: onnx or tflite (option int8_arithmetic, else the model's metadata)
+            **({"int8_arithmetic": sched.int8_arithmetic} if sched.int8_nodes else {}),
             "budget_exceeded": budget_notes,
             # mixture-of-experts layers: each expert's section, region and bytes (see ops_moe)
             **({"moe": emit_moe.placement(gen.prefix, sched)} if sched.moe else {}),
@@ -173,6 +177,22 @@ def _int8_io(context: edgekit.BuildContext) -> bool:
     if value not in ("float", "int8"):
         raise edgekit.UsageError(f"--option io={value}: expected io=float or io=int8")
     return value == "int8"
+
+
+def _int8_arithmetic(context: edgekit.BuildContext) -> str | None:
+    """Option int8_arithmetic: onnx (single rounding, closest to onnxruntime) or tflite (TFLite
+    Micro's reference kernels bit for bit); unset: what the model's metadata says (the TFLite
+    importer asks for tflite), else onnx. See qmath.ARITHMETICS."""
+    from edgekit.plugins.mcu.qmath import ARITHMETICS
+
+    value = context.option("int8_arithmetic")
+    if value in (None, ""):
+        return None
+    value = str(value).lower()
+    if value not in ARITHMETICS:
+        raise edgekit.UsageError(f"--option int8_arithmetic={value}: expected int8_arithmetic="
+                                 f"{' or int8_arithmetic='.join(ARITHMETICS)}")
+    return value
 
 
 def _boundary_table_bytes(sched) -> int:

@@ -80,8 +80,9 @@ def _bias(bias: np.ndarray | None, n: int) -> np.ndarray:
 
 def qconv_layer(geometry: dict, weights: np.ndarray, weight_scale: np.ndarray, bias: np.ndarray | None,
                 x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int,
-                act: tuple[float | None, float | None] = (None, None)) -> QLayer:
-    """An int8 Conv (weights [out_c, in_c/groups, k_h, k_w], symmetric per output channel)."""
+                act: tuple[float | None, float | None] = (None, None), arithmetic: str = "onnx") -> QLayer:
+    """An int8 Conv (weights [out_c, in_c/groups, k_h, k_w], symmetric per output channel);
+    ``arithmetic``: a name of qmath.ARITHMETICS (how the accumulators are requantized)."""
     g = geometry
     out_c, icg = weights.shape[0], weights.shape[1]
     depthwise = int(icg == 1 and g["groups"] == g["in_c"] and g["groups"] > 1)
@@ -95,7 +96,8 @@ def qconv_layer(geometry: dict, weights: np.ndarray, weight_scale: np.ndarray, b
                                             "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w",
                                             "pad_top", "pad_left", "groups")}
     params.update(depthwise=depthwise, k_pad=kp, input_offset=-int(x_zero_point),
-                  output_offset=int(y_zero_point), act_min=act_min, act_max=act_max)
+                  output_offset=int(y_zero_point), act_min=act_min, act_max=act_max,
+                  arithmetic=qmath.arithmetic_code(arithmetic))
     return QLayer(function="ek_qconv_s8", family="ek_qconv", params_type="ek_qconv_params", params=params,
                   consts=[("weights", packed), ("bias", _bias(bias, out_c)), ("multiplier", multiplier),
                           ("shift", shift)],
@@ -105,7 +107,7 @@ def qconv_layer(geometry: dict, weights: np.ndarray, weight_scale: np.ndarray, b
 
 def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.ndarray | None,
                 x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int,
-                act: tuple[float | None, float | None] = (None, None)) -> QLayer:
+                act: tuple[float | None, float | None] = (None, None), arithmetic: str = "onnx") -> QLayer:
     """An int8 fully connected layer: y[m, n] from x[m, k] and weights [n, k]."""
     n, k = weights.shape
     kp = k_pad(k)
@@ -113,7 +115,8 @@ def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.
     multiplier, shift = _requant(x_scale, weight_scale, y_scale, n)
     act_min, act_max = qmath.activation_range(act[0], act[1], y_scale, y_zero_point)
     params = {"m": int(m), "n": int(n), "k": int(k), "k_pad": kp, "input_offset": -int(x_zero_point),
-              "output_offset": int(y_zero_point), "act_min": act_min, "act_max": act_max}
+              "output_offset": int(y_zero_point), "act_min": act_min, "act_max": act_max,
+              "arithmetic": qmath.arithmetic_code(arithmetic)}
     # (x - zp) . w = x . w - zp * sum(w): the offset becomes part of the bias
     folded = _bias(bias, n).astype(np.int64) - int(x_zero_point) * weights.astype(np.int64).sum(axis=1)
     if np.abs(folded).max(initial=0) >= 1 << 31:
@@ -125,7 +128,7 @@ def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.
 
 def reference_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, geometry: dict,
                    layer: QLayer) -> np.ndarray:
-    """What ek_qconv_s8 computes, in numpy (int64 accumulation, TFLite requantization)."""
+    """What ek_qconv_s8 computes, in numpy (int64 accumulation, the layer's requantization)."""
     g, p = geometry, layer.params
     n, groups = g["n"], g["groups"]
     xi = x.astype(np.int64).reshape(n, g["in_c"], g["in_h"], g["in_w"]) - (-p["input_offset"])
@@ -157,5 +160,6 @@ def reference_fc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, la
 def _finish(acc: np.ndarray, layer: QLayer, axis_shape) -> np.ndarray:
     consts = dict(layer.consts)
     p = layer.params
-    v = qmath.requantize(acc, consts["multiplier"].reshape(axis_shape), consts["shift"].reshape(axis_shape))
+    v = qmath.requantize(acc, consts["multiplier"].reshape(axis_shape), consts["shift"].reshape(axis_shape),
+                         p.get("arithmetic", 0))
     return np.clip(v + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)

@@ -43,7 +43,7 @@ def add_rescale(a_q: Q, b_q: Q, y_q: Q) -> tuple[int, int, int]:
 
 
 def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
-                  act: tuple[float | None, float | None] = (None, None)) -> QLayer:
+                  act: tuple[float | None, float | None] = (None, None), arithmetic: str = "onnx") -> QLayer:
     shape, sa, sb = broadcast_strides(tuple(a_shape), tuple(b_shape), tuple(out_shape))
     if len(shape) > MAX_DIMS:
         raise ValueError(f"broadcast needs {len(shape)} dimensions; at most {MAX_DIMS}")
@@ -52,8 +52,13 @@ def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
     params = {"rank": len(shape), "shape": shape + [0] * pad, "a_stride": sa + [0] * pad,
               "b_stride": sb + [0] * pad, "a_offset": -int(a_q[1]), "b_offset": -int(b_q[1]),
               "a_multiplier": 0, "b_multiplier": 0, "add_shift": 0}
-    out_m = out_s = 0
-    if op == "Add":
+    out_m = out_s = a_s = b_s = 0
+    code = qmath.arithmetic_code(arithmetic)
+    if op == "Add" and code == qmath.ARITHMETICS["tflite"]:
+        a_m, a_s, b_m, b_s, out_m, out_s = qmath.add_rescale_tflite(a_q[0], b_q[0], y_q[0])
+        params.update(a_multiplier=a_m, b_multiplier=b_m)
+        function = "ek_qadd_s8"
+    elif op == "Add":
         a_m, b_m, shift = add_rescale(a_q, b_q, y_q)
         params.update(a_multiplier=a_m, b_multiplier=b_m, add_shift=shift)
         function = "ek_qadd_s8"
@@ -63,23 +68,25 @@ def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
     else:
         raise ValueError(f"no int8 kernel for {op}")
     params.update(out_multiplier=out_m, out_shift=out_s, output_offset=int(y_q[1]), act_min=act_min,
-                  act_max=act_max)
+                  act_max=act_max, a_shift=a_s, b_shift=b_s, arithmetic=code)
     same_a = tuple(a_shape) == tuple(out_shape)
     return QLayer(function, "ek_qelementwise", "ek_qbinary_params", params, inplace=same_a)
 
 
-def qpool_layer(kind: str, geometry: dict, x_q: Q, y_q: Q) -> QLayer:
+def qpool_layer(kind: str, geometry: dict, x_q: Q, y_q: Q, arithmetic: str = "onnx") -> QLayer:
     multiplier, shift = _rescale(x_q, y_q)
     params = {"pool": [int(geometry[k]) for k in POOL_KEYS], "input_offset": -int(x_q[1]),
-              "output_offset": int(y_q[1]), "multiplier": multiplier, "shift": shift}
+              "output_offset": int(y_q[1]), "multiplier": multiplier, "shift": shift,
+              "arithmetic": qmath.arithmetic_code(arithmetic)}
     function = {"max": "ek_qmaxpool2d_s8", "avg": "ek_qavgpool2d_s8"}[kind]
     return QLayer(function, "ek_pool", "ek_qpool2d_params", params)
 
 
-def qglobal_avgpool_layer(n: int, channels: int, spatial: int, x_q: Q, y_q: Q) -> QLayer:
+def qglobal_avgpool_layer(n: int, channels: int, spatial: int, x_q: Q, y_q: Q, arithmetic: str = "onnx") -> QLayer:
     multiplier, shift = _rescale(x_q, y_q)
     params = {"planes": int(n * channels), "size": int(spatial), "input_offset": -int(x_q[1]),
-              "output_offset": int(y_q[1]), "multiplier": multiplier, "shift": shift}
+              "output_offset": int(y_q[1]), "multiplier": multiplier, "shift": shift,
+              "arithmetic": qmath.arithmetic_code(arithmetic)}
     return QLayer("ek_qglobal_avgpool_s8", "ek_pool", "ek_qglobal_pool_params", params,
                   summary="whole-plane mean")
 
@@ -148,8 +155,9 @@ def requantize_layer(count: int, x_q: Q, y_q: Q) -> QLayer:
     return lut_layer(count, lambda x: x, x_q, y_q, summary="rescale")
 
 
-def add_epilogue(conv_q: Q, residual_q: Q, y_q: Q, act: tuple[float | None, float | None]) -> list[int]:
+def add_epilogue(conv_q: Q, residual_q: Q, y_q: Q, act: tuple[float | None, float | None],
+                 arithmetic: str = "onnx") -> list[int]:
     """ek_qadd_epilogue of a residual Add fused after a conv (field order of the C struct)."""
-    a_m, b_m, shift = add_rescale(conv_q, residual_q, y_q)
-    act_min, act_max = qmath.activation_range(act[0], act[1], y_q[0], y_q[1])
-    return [-int(conv_q[1]), -int(residual_q[1]), a_m, b_m, shift, int(y_q[1]), act_min, act_max]
+    p = qbinary_layer("Add", [1], [1], [1], conv_q, residual_q, y_q, act, arithmetic).params
+    return [p[k] for k in ("a_offset", "b_offset", "a_multiplier", "b_multiplier", "add_shift", "output_offset",
+                           "act_min", "act_max", "a_shift", "b_shift", "out_multiplier", "out_shift", "arithmetic")]

@@ -129,6 +129,7 @@ class Schedule:
     families: set[str] = field(default_factory=set)
     source_ops: set[str] = field(default_factory=set)  # op types of the lowered (folded) graph
     int8_nodes: list[str] = field(default_factory=list)  # nodes that run as int8 kernels
+    int8_arithmetic: str = "onnx"  # how the int8 kernels round (qmath.ARITHMETICS)
     # int8 inputs/outputs (option io=int8): tensor -> (scale, zero point), and the graph tensor
     # (float, outside the library) each stands for
     io_quant: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -148,9 +149,12 @@ def dims_str(shape: tuple[int, ...]) -> str:
 class Lowerer:
     """State of one lowering: the graph view, the schedule under construction, fused nodes."""
 
-    def __init__(self, view: GraphView, target_name: str = "", soft_float: bool = False):
+    def __init__(self, view: GraphView, target_name: str = "", soft_float: bool = False,
+                 int8_arithmetic: str = "onnx"):
         self.view = view
         self.target_name = target_name
+        # how the int8 kernels round (a name of qmath.ARITHMETICS)
+        self.int8_arithmetic = int8_arithmetic
         # the target has no FPU: float <-> int8 boundaries take the integer-only kernels
         self.soft_float = soft_float
         self.schedule = Schedule()
@@ -312,19 +316,32 @@ def clip_bounds(lw: Lowerer, node: onnx.NodeProto) -> tuple[float, float] | None
     return lo, hi
 
 
+def model_int8_arithmetic(model) -> str:
+    """The int8 arithmetic a front end asked for in the model's metadata (qmath.METADATA_KEY), else onnx."""
+    from edgekit.plugins.mcu import qmath
+
+    value = next((p.value for p in model.metadata_props if p.key == qmath.METADATA_KEY), "onnx")
+    if value not in qmath.ARITHMETICS:
+        raise BuildError(f"model metadata {qmath.METADATA_KEY}={value!r}: expected {' or '.join(qmath.ARITHMETICS)}")
+    return value
+
+
 def lower(view: GraphView, target_name: str = "", int8_io: bool | str = False, soft_float: bool = False,
-          moe_options: dict[str, Any] | None = None) -> Schedule:
+          moe_options: dict[str, Any] | None = None, int8_arithmetic: str | None = None) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
     cannot be lowered. ``int8_io``: a graph input whose only consumer quantizes it to int8, and a
     graph output dequantized from int8, are passed as int8 (the boundary conversion is left to
     the caller, who gets the scales and zero points); ``int8_io="inputs"``: only the inputs.
     ``soft_float``: the target has no FPU.
-    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`)."""
+    ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`).
+    ``int8_arithmetic``: how the int8 kernels round (``onnx`` or ``tflite``, see :mod:`.qmath`);
+    None: the model's ``edgekit.int8_arithmetic`` metadata, else ``onnx``."""
     from edgekit.plugins.mcu import ops_moe, ops_quant
     from edgekit.plugins.mcu.optable import LOWERINGS, supported_ops_list
 
-    lw = Lowerer(view, target_name, soft_float)
+    lw = Lowerer(view, target_name, soft_float, int8_arithmetic or model_int8_arithmetic(view.model))
     sched = lw.schedule
+    sched.int8_arithmetic = lw.int8_arithmetic
     graph = view.model.graph
     boundary = ops_quant.int8_boundary(lw, outputs=int8_io is True) if int8_io else {}
     lw.skipped.update(id(node) for _, _, node in boundary.values())

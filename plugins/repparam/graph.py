@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekit.model import infer_shapes, node_macs, value_shapes
+from edgekit.model import fresh_name, infer_shapes, node_macs, value_shapes
 from edgekit.plugins.repparam import algebra
 from edgekit.plugins.repparam.algebra import CONV, CONVTRANSPOSE, DENSE, Affine, ConvGeometry, Linear
 
@@ -208,13 +208,7 @@ class GraphView:
     # -- editing -------------------------------------------------------------------------------------
 
     def fresh(self, hint: str) -> str:
-        base = hint.replace("/", "_").strip("_") or "repparam"
-        name, i = base, 0
-        while name in self.names:
-            i += 1
-            name = f"{base}_{i}"
-        self.names.add(name)
-        return name
+        return fresh_name(hint.replace("/", "_").strip("_") or "repparam", self.names)
 
     def add_constant(self, array: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)

@@ -117,3 +117,41 @@ def test_plugin_adds_a_cli_command():
     assert "hello" in run_edgekit("--help", env=env).stdout
     result = run_edgekit("hello", "--who", "edge", env=env)
     assert result.code == 0 and result.stdout.strip() == "hello edge"
+
+
+def _run_with_reference(tmp_path, mode: str):
+    env = {**_with_plugins("outside_reference"), "EDGEKIT_FAKE_REFERENCE": mode}
+    out = tmp_path / mode
+    result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(out), "--run", "--samples", "2",
+                         env=env)
+    return result, out
+
+
+def test_outside_reference_compares_the_run_and_can_rerun_the_model(tmp_path):
+    result, out = _run_with_reference(tmp_path, "agree")
+    assert result.code == 0, result.stderr
+    run = json.loads((out / "report.json").read_text())["run"]
+    reference = run["references"][f"{FAKE}.outside_reference"]
+    assert reference == {"reference": "a second build", "agrees": True, "summary": "2 run(s) again, same=True",
+                         "source_suffix": ".onnx"}
+    assert run["judged_against"] in ("onnxruntime", "float64")
+    assert "vs a second build: 2 run(s) again, same=True" in result.stdout
+
+
+def test_outside_reference_that_raises_or_is_malformed_is_a_warning(tmp_path):
+    for mode, reason in (("raise", "edgekit_compare_run raised RuntimeError: reference oracle crashed"),
+                         ("malformed", "edgekit_compare_run returned a result whose 'summary' is missing")):
+        result, out = _run_with_reference(tmp_path, mode)
+        assert result.code == 0, result.stderr
+        run = json.loads((out / "report.json").read_text())["run"]
+        assert "references" not in run
+        (warning,) = run["reference_warnings"]
+        assert f"{FAKE}.outside_reference" in warning and reason in warning, warning
+
+
+def test_outside_reference_that_judges_and_disagrees_fails_the_run(tmp_path):
+    result, out = _run_with_reference(tmp_path, "judge-disagree")
+    assert result.code == 1
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "does not match Fake Oracle: output y differs at index 3")
+    assert not out.exists()

@@ -62,10 +62,12 @@ BIT_EXACT_CASES = ["conv3x3", "conv_s2_asym", "conv_dilated_grouped", "conv1x1",
                    "gemm", "matmul"]
 
 
-@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
-def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target):
+@pytest.mark.parametrize("target,arithmetic", [("cortex-m4", "onnx"), ("cortex-m0plus", "onnx"),
+                                               ("cortex-m0plus", "tflite")])
+def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target, arithmetic):
     """The DSP (SMLAD) path on the M4 and the portable path on the M0+ against the numpy reference
-    of the integer arithmetic: int8 in (io=int8), int8 out, every value identical."""
+    of the integer arithmetic: int8 in (io=int8), int8 out, every value identical. ``tflite``: TFLite
+    Micro's double rounding (on the M4 it is checked against TFLite Micro itself, tests/tflite)."""
     import edgekit
     from edgekit.plugins.harness.qemu import QemuRunner
     from edgekit.plugins.mcu import qconv_layout, qmath
@@ -81,8 +83,8 @@ def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target):
         path = tmp_path / f"{name}.onnx"
         onnx.save(qdq, path)
         out = tmp_path / name
-        report = build(BuildRequest(model=str(path), target=target, output=out, options={"io": "int8"}),
-                       default_registry())
+        report = build(BuildRequest(model=str(path), target=target, output=out,
+                                    options={"io": "int8", "int8_arithmetic": arithmetic}), default_registry())
         (x_spec,), (y_spec,) = report["backend"]["inputs"], report["backend"]["outputs"]
         x_q = (x_spec["quantization"]["scale"], x_spec["quantization"]["zero_point"])
         y_q = (y_spec["quantization"]["scale"], y_spec["quantization"]["zero_point"])
@@ -97,7 +99,8 @@ def test_conv_and_fc_kernels_are_bit_exact_on_the_board(tmp_path, target):
         bias = view.qconst(node.input[2]).values if len(node.input) > 2 else None
         from edgekit.plugins.mcu.generator import lower_model
 
-        sched = lower_model(qdq, target, int8_io=True)
+        sched = lower_model(qdq, target, int8_io=True, int8_arithmetic=arithmetic)
+        assert sched.int8_arithmetic == arithmetic
         (lowered,) = [l for l in sched.layers if l.macs]
         consts = {c.key.rsplit("__", 1)[-1]: c.array for c in sched.consts.values()}
         as_built = QLayer(lowered.function, lowered.family, lowered.params_type, lowered.params,

@@ -25,10 +25,13 @@ extern "C" {
 #define EK_ALIGNED(n) __attribute__((aligned(n)))
 #define EK_RESTRICT __restrict__
 #define EK_UNUSED __attribute__((unused))
+/* a hot loop with many live values kept out of its caller, so it gets the registers to itself */
+#define EK_NOINLINE __attribute__((noinline))
 #else
 #define EK_ALIGNED(n)
 #define EK_RESTRICT
 #define EK_UNUSED
+#define EK_NOINLINE
 #endif
 
 #ifndef INFINITY

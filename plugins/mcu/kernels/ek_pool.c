@@ -111,7 +111,7 @@ static inline int8_t ek_qpool_out(const ek_qpool2d_params *q, int32_t v)
 {
     v += q->input_offset;
     if (q->multiplier != 0) {
-        v = ek_requantize(v, q->multiplier, q->shift);
+        v = ek_requantize_as(q->arithmetic, v, q->multiplier, q->shift);
     }
     return (int8_t)ek_clamp_i32(v + q->output_offset, -128, 127);
 }
@@ -131,16 +131,26 @@ static inline int32_t ek_rounding_div(int32_t x, int32_t d)
     return q;
 }
 
+/* x / d rounded to nearest, ties away from zero (d > 0): TFLite's int8 average pool
+ * (qmath.rounding_div_away). */
+static inline int32_t ek_rounding_div_away(int32_t x, int32_t d)
+{
+    return x > 0 ? (x + d / 2) / d : (x - d / 2) / d;
+}
+
 /* Mean of `taps` values whose offset sum is acc, rescaled: the division comes last so a scale
- * change is applied with 8 extra fraction bits and rounded once more only by the divide. */
-static inline int8_t ek_qmean_out(int32_t acc, int32_t taps, int32_t multiplier, int32_t shift,
-                                  int32_t output_offset)
+ * change is applied with 8 extra fraction bits and rounded once more only by the divide.
+ * EK_ARITH_TFLITE without a rescale: TFLite's mean of the raw values (acc - taps * input_offset). */
+static inline int8_t ek_qmean_out(int32_t arithmetic, int32_t acc, int32_t taps, int32_t input_offset,
+                                  int32_t multiplier, int32_t shift, int32_t output_offset)
 {
     int32_t v;
     if (taps <= 0) {
         return (int8_t)ek_clamp_i32(output_offset, -128, 127);
     }
-    if (multiplier == 0) {
+    if (multiplier == 0 && arithmetic == EK_ARITH_TFLITE) {
+        v = ek_rounding_div_away(acc - taps * input_offset, taps) + input_offset;
+    } else if (multiplier == 0) {
         v = ek_rounding_div(acc, taps);
     } else if (taps <= (1 << 14)) {
         v = ek_rounding_div(ek_requantize(acc * 256, multiplier, shift), taps * 256);
@@ -173,8 +183,9 @@ void ek_qavgpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out)
                                                   p->pad_right);
                         }
                         /* padded taps hold real 0, i.e. the zero point: they add nothing */
-                        *out++ = ek_qmean_out(s + inside * q->input_offset, taps, q->multiplier,
-                                              q->shift, q->output_offset);
+                        *out++ = ek_qmean_out(q->arithmetic, s + inside * q->input_offset, taps,
+                                              q->input_offset, q->multiplier, q->shift,
+                                              q->output_offset);
                     })
 }
 
@@ -186,7 +197,7 @@ void ek_qglobal_avgpool_s8(const ek_qglobal_pool_params *q, const int8_t *in, in
         for (i = 0; i < q->size; i++) {
             s += in[i];
         }
-        out[plane] = ek_qmean_out(s + q->size * q->input_offset, q->size, q->multiplier, q->shift,
-                                  q->output_offset);
+        out[plane] = ek_qmean_out(q->arithmetic, s + q->size * q->input_offset, q->size,
+                                  q->input_offset, q->multiplier, q->shift, q->output_offset);
     }
 }

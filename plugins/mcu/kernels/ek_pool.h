@@ -25,18 +25,24 @@ typedef struct {
 
 /* int8 pooling: the window geometry of ek_pool2d_params, plus requantization. multiplier == 0
  * means input and output share the scale (only the zero points may differ). Padded taps are
- * real 0 for the average (count_include_pad) and ignored by the max. */
+ * real 0 for the average (count_include_pad) and ignored by the max.
+ * Averages: EK_ARITH_ONNX rounds the mean of (x - zero point) half to even (QuantizeLinear's
+ * rounding); EK_ARITH_TFLITE, with multiplier == 0, divides the raw sum of x rounding ties away
+ * from zero, then moves it to the output zero point (TFLite's int8 AVERAGE_POOL_2D, which has equal
+ * input and output quantization); with a rescale (multiplier != 0) both take the EK_ARITH_ONNX mean. */
 typedef struct {
     ek_pool2d_params pool;
     int32_t input_offset;   /* minus the input zero point */
     int32_t output_offset;  /* output zero point */
     int32_t multiplier, shift;
+    int32_t arithmetic;     /* EK_ARITH_ONNX or EK_ARITH_TFLITE (see ek_qcommon.h) */
 } ek_qpool2d_params;
 
 typedef struct {
     int32_t planes, size;
     int32_t input_offset, output_offset;
     int32_t multiplier, shift;
+    int32_t arithmetic;     /* EK_ARITH_ONNX or EK_ARITH_TFLITE */
 } ek_qglobal_pool_params;
 
 void ek_qmaxpool2d_s8(const ek_qpool2d_params *q, const int8_t *in, int8_t *out);

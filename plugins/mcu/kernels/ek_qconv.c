@@ -15,6 +15,7 @@
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
+    int32_t arithmetic;                 /* EK_ARITH_ONNX or EK_ARITH_TFLITE */
     int32_t output_offset;
     int32_t act_min, act_max;
     const int8_t *residual;             /* NULL: no fused Add */
@@ -24,13 +25,19 @@ typedef struct {
 
 static inline int8_t ek_qadd_apply(const ek_qadd_epilogue *e, int32_t v, int32_t r)
 {
+    if (e->arithmetic == EK_ARITH_TFLITE) {
+        return ek_qadd_value_tflite(v, e->a_offset, e->a_multiplier, e->a_shift, r, e->b_offset,
+                                    e->b_multiplier, e->b_shift, e->out_multiplier, e->out_shift,
+                                    e->output_offset, e->act_min, e->act_max);
+    }
     return ek_qadd_value(v, e->a_offset, e->a_multiplier, r, e->b_offset, e->b_multiplier, e->shift,
                          e->output_offset, e->act_min, e->act_max);
 }
 
 static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
 {
-    const int32_t v = ek_requantize(acc, q->multiplier[c], q->shift[c]) + q->output_offset;
+    const int32_t v =
+        ek_requantize_as(q->arithmetic, acc, q->multiplier[c], q->shift[c]) + q->output_offset;
     return (int8_t)ek_clamp_i32(v, q->act_min, q->act_max);
 }
 
@@ -184,8 +191,8 @@ static inline void ek_qout_two(const ek_qout *q, int32_t c, int32_t acc_x, int32
                                int8_t *y)
 {
     const int32_t m = q->multiplier[c], s = q->shift[c];
-    const int32_t vx = ek_requantize(acc_x, m, s) + q->output_offset;
-    const int32_t vy = ek_requantize(acc_y, m, s) + q->output_offset;
+    const int32_t vx = ek_requantize_as(q->arithmetic, acc_x, m, s) + q->output_offset;
+    const int32_t vy = ek_requantize_as(q->arithmetic, acc_y, m, s) + q->output_offset;
     *x = (int8_t)ek_clamp_i32(vx, q->act_min, q->act_max);
     *y = (int8_t)ek_clamp_i32(vy, q->act_min, q->act_max);
 }
@@ -369,37 +376,105 @@ static void ek_qcolumn(const ek_qconv_params *p, const int8_t *in_group, int32_t
     ek_qim2col(p, in_group, icg, oy, ox, col, j);
 }
 
+/* One depthwise output pixel, any geometry: only the taps inside the input are summed (those outside
+ * hold the zero point, i.e. real 0); their ranges are found once, so the loops do not branch. */
+static int32_t ek_qdw_pixel(const ek_qconv_params *p, const int8_t *src, const int8_t *w, int32_t acc,
+                            int32_t iy0, int32_t ix0)
+{
+    int32_t ky0 = 0, ky1 = p->k_h, kx0 = 0, kx1 = p->k_w, ky, kx;
+    while (ky0 < ky1 && iy0 + ky0 * p->dil_h < 0) {
+        ky0++;
+    }
+    while (ky1 > ky0 && iy0 + (ky1 - 1) * p->dil_h >= p->in_h) {
+        ky1--;
+    }
+    while (kx0 < kx1 && ix0 + kx0 * p->dil_w < 0) {
+        kx0++;
+    }
+    while (kx1 > kx0 && ix0 + (kx1 - 1) * p->dil_w >= p->in_w) {
+        kx1--;
+    }
+    for (ky = ky0; ky < ky1; ky++) {
+        const int8_t *row = src + (iy0 + ky * p->dil_h) * p->in_w + ix0;
+        const int8_t *wr = w + ky * p->k_w;
+        for (kx = kx0; kx < kx1; kx++) {
+            acc += (row[kx * p->dil_w] + p->input_offset) * wr[kx];
+        }
+    }
+    return acc;
+}
+
+/* The pixels ox in [lo, hi) of one output row of a 3x3 undilated depthwise conv, whose window
+ * columns lie inside the input, from the rows a, b, d (a row above or below the input comes in
+ * as any valid row with its weights zeroed in w). The input offset is folded into the
+ * accumulator's start (acc0 = bias + offset * sum of the weights used), the channel's
+ * requantization is read once, and at stride 1 the window slides, loading three new values per
+ * pixel. Not inlined: its live values need all the registers. */
+static EK_NOINLINE void ek_qdw3x3_row(const ek_qout *q, int32_t c, int32_t stride, const int8_t *a,
+                                      const int8_t *b, const int8_t *d, const int32_t *w, int32_t acc0,
+                                      int32_t lo, int32_t hi, int8_t *dst)
+{
+    const int32_t m = q->multiplier[c], s = q->shift[c], arithmetic = q->arithmetic;
+    const int32_t zo = q->output_offset, lo_v = q->act_min, hi_v = q->act_max;
+    int32_t ox;
+    for (ox = lo; ox < hi; ox++, a += stride, b += stride, d += stride) {
+        const int32_t acc = acc0 + a[0] * w[0] + a[1] * w[1] + a[2] * w[2] + b[0] * w[3] + b[1] * w[4] +
+                            b[2] * w[5] + d[0] * w[6] + d[1] * w[7] + d[2] * w[8];
+        dst[ox] = (int8_t)ek_clamp_i32(ek_requantize_as(arithmetic, acc, m, s) + zo, lo_v, hi_v);
+    }
+}
+
+/* One output row of a 3x3 undilated depthwise conv: the columns whose window is inside the input
+ * through ek_qdw3x3_row (rows outside the input weighted zero), the edge columns pixel by pixel. */
+static void ek_qdw3x3_output_row(const ek_qconv_params *p, const ek_qout *q, int32_t c, const int8_t *src,
+                                 const int8_t *w, int32_t bias, int32_t iy0, int32_t ox_lo, int32_t ox_hi,
+                                 int8_t *dst)
+{
+    int32_t used[9], k, r, ox, acc0 = bias;
+    const int8_t *rows[3];
+    for (r = 0; r < 3; r++) {
+        const int32_t iy = iy0 + r, inside = iy >= 0 && iy < p->in_h;
+        rows[r] = src + (inside ? iy : 0) * p->in_w + ox_lo * p->stride_w - p->pad_left;
+        for (k = 0; k < 3; k++) {
+            used[3 * r + k] = inside ? w[3 * r + k] : 0;
+            acc0 += p->input_offset * used[3 * r + k];
+        }
+    }
+    for (ox = 0; ox < p->out_w; ox++) {
+        if (ox == ox_lo && ox_lo < ox_hi) {
+            ek_qdw3x3_row(q, c, p->stride_w, rows[0], rows[1], rows[2], used, acc0, ox_lo, ox_hi, dst);
+            ox = ox_hi - 1;
+            continue;
+        }
+        dst[ox] = ek_qout_value(q, c, ek_qdw_pixel(p, src, w, bias, iy0, ox * p->stride_w - p->pad_left));
+    }
+}
+
 static void ek_qconv_depthwise(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
                                const int32_t *bias, const ek_qout *q, int8_t *output)
 {
     const int32_t mult = p->out_c / p->in_c;
     const int32_t plane = p->in_h * p->in_w, ksize = p->k_h * p->k_w;
-    int32_t b, c, oy, ox, ky, kx;
+    const int32_t fast = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && p->in_h >= 1;
+    /* output columns whose 3x3 window lies inside the input: [ox_lo, ox_hi) */
+    const int32_t ox_lo = (p->pad_left + p->stride_w - 1) / p->stride_w;
+    const int32_t last = p->in_w - 3 + p->pad_left; /* the largest ix0 + pad_left that fits */
+    const int32_t ox_hi_fit = last < 0 ? 0 : last / p->stride_w + 1;
+    const int32_t ox_hi = ox_hi_fit < p->out_w ? ox_hi_fit : p->out_w;
+    int32_t b, c, oy, ox;
     for (b = 0; b < p->n; b++) {
         for (c = 0; c < p->out_c; c++) {
             const int8_t *src = input + (b * p->in_c + c / mult) * plane;
             const int8_t *w = weights + c * ksize;
             int8_t *dst = output + (b * p->out_c + c) * p->out_h * p->out_w;
-            for (oy = 0; oy < p->out_h; oy++) {
+            for (oy = 0; oy < p->out_h; oy++, dst += p->out_w) {
                 const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                if (fast) {
+                    ek_qdw3x3_output_row(p, q, c, src, w, bias[c], iy0, ox_lo, ox_hi, dst);
+                    continue;
+                }
                 for (ox = 0; ox < p->out_w; ox++) {
-                    const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                    int32_t acc = bias[c];
-                    for (ky = 0; ky < p->k_h; ky++) {
-                        const int32_t iy = iy0 + ky * p->dil_h;
-                        if (iy < 0 || iy >= p->in_h) {
-                            continue;
-                        }
-                        const int8_t *row = src + iy * p->in_w;
-                        const int8_t *wr = w + ky * p->k_w;
-                        for (kx = 0; kx < p->k_w; kx++) {
-                            const int32_t ix = ix0 + kx * p->dil_w;
-                            if (ix >= 0 && ix < p->in_w) {
-                                acc += (row[ix] + p->input_offset) * wr[kx];
-                            }
-                        }
-                    }
-                    *dst++ = ek_qout_value(q, c, acc);
+                    dst[ox] = ek_qout_value(q, c, ek_qdw_pixel(p, src, w, bias[c], iy0, ox * p->stride_w - p->pad_left));
                 }
             }
         }
@@ -413,7 +488,8 @@ void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *we
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
                  void *scratch)
 {
-    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max, NULL, NULL, output};
+    const ek_qout q = {multiplier, shift, p->arithmetic, p->output_offset, p->act_min,
+                       p->act_max, NULL, NULL, output};
     ek_qconv_run(p, &q, input, weights, bias, output, scratch);
 }
 
@@ -422,8 +498,8 @@ void ek_qconv_add_s8(const ek_qconv_add_params *p, const int8_t *input, const in
                      const int8_t *residual, int8_t *output, void *scratch)
 {
     const ek_qconv_params *c = &p->conv;
-    const ek_qout q = {multiplier, shift, c->output_offset, c->act_min, c->act_max, residual, &p->add,
-                       output};
+    const ek_qout q = {multiplier, shift, c->arithmetic, c->output_offset, c->act_min, c->act_max,
+                       residual, &p->add, output};
     ek_qconv_run(c, &q, input, weights, bias, output, scratch);
 }
 
@@ -646,7 +722,8 @@ static int32_t ek_qsum_s8(const int8_t *x, int32_t k)
 void ek_qfc_s8(const ek_qfc_params *p, const int8_t *input, const uint8_t *weights, const int32_t *bias,
                const int32_t *multiplier, const int32_t *shift, int8_t *output)
 {
-    const ek_qout q = {multiplier, shift, p->output_offset, p->act_min, p->act_max, NULL, NULL, output};
+    const ek_qout q = {multiplier, shift, p->arithmetic, p->output_offset, p->act_min,
+                       p->act_max, NULL, NULL, output};
     /* locals: the int8 stores could alias *p */
     const int32_t m = p->m, n = p->n, k = p->k, k_pad = p->k_pad;
     int32_t row, c, i;

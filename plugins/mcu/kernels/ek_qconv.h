@@ -23,7 +23,8 @@
  *    complete the last one; bias and requantization arrays padded alike), per octet and group of
  *    four k the eight features' four weights in natural order; the bias has the input offset folded
  *    in (bias + input_offset * sum_k w), so the kernel reads the int8 input as it is.
- *  - multiplier/shift: int32 [out_c], the requantization of each output channel.
+ *  - multiplier/shift: int32 [out_c], the requantization of each output channel; `arithmetic`
+ *    (EK_ARITH_ONNX / EK_ARITH_TFLITE) says how it rounds (ek_requantize_as).
  *  - scratch: ek_qconv_scratch_bytes / ek_qfc_scratch_bytes bytes, 4-byte aligned.
  */
 #ifndef EK_QCONV_H
@@ -49,17 +50,22 @@ typedef struct {
     int32_t input_offset;   /* -input zero point */
     int32_t output_offset;  /* output zero point */
     int32_t act_min, act_max;
+    int32_t arithmetic;     /* EK_ARITH_ONNX or EK_ARITH_TFLITE (see ek_qcommon.h) */
 } ek_qconv_params;
 
 /* A residual Add fused after a conv: out = clamp(((v - zv) * a_multiplier + (r - zr) * b_multiplier
  * + 2^(shift-1)) >> shift + zo) with v the conv's int8 output and r the residual input (the
- * arithmetic of ek_qadd_s8). The conv's output never goes to memory, and the sum may overwrite the
- * residual in place (each value is read before the one written at its position). */
+ * arithmetic of ek_qadd_s8; EK_ARITH_TFLITE: ek_qadd_value_tflite with a_multiplier/a_shift,
+ * b_multiplier/b_shift and out_multiplier/out_shift). The conv's output never goes to memory, and
+ * the sum may overwrite the residual in place (each value is read before the one written at its
+ * position). */
 typedef struct {
     int32_t a_offset, b_offset;         /* minus the zero points of the conv output and the residual */
     int32_t a_multiplier, b_multiplier, shift;
     int32_t output_offset;
     int32_t act_min, act_max;
+    int32_t a_shift, b_shift, out_multiplier, out_shift; /* EK_ARITH_TFLITE only */
+    int32_t arithmetic;                 /* EK_ARITH_ONNX or EK_ARITH_TFLITE */
 } ek_qadd_epilogue;
 
 typedef struct {
@@ -72,6 +78,7 @@ typedef struct {
     int32_t k_pad;
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
+    int32_t arithmetic;     /* EK_ARITH_ONNX or EK_ARITH_TFLITE (see ek_qcommon.h) */
 } ek_qfc_params;
 
 /* Reduction length rounded up to the 4 weights one 32-bit load holds. */

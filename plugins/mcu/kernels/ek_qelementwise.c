@@ -3,14 +3,19 @@
 
 static inline int8_t ek_qadd_one(const ek_qbinary_params *p, int32_t a, int32_t b)
 {
+    if (p->arithmetic == EK_ARITH_TFLITE) {
+        return ek_qadd_value_tflite(a, p->a_offset, p->a_multiplier, p->a_shift, b, p->b_offset,
+                                    p->b_multiplier, p->b_shift, p->out_multiplier, p->out_shift,
+                                    p->output_offset, p->act_min, p->act_max);
+    }
     return ek_qadd_value(a, p->a_offset, p->a_multiplier, b, p->b_offset, p->b_multiplier, p->add_shift,
                          p->output_offset, p->act_min, p->act_max);
 }
 
 static inline int8_t ek_qmul_one(const ek_qbinary_params *p, int32_t a, int32_t b)
 {
-    const int32_t v = ek_requantize((a + p->a_offset) * (b + p->b_offset), p->out_multiplier,
-                                    p->out_shift) + p->output_offset;
+    const int32_t v = ek_requantize_as(p->arithmetic, (a + p->a_offset) * (b + p->b_offset),
+                                       p->out_multiplier, p->out_shift) + p->output_offset;
     return (int8_t)ek_clamp_i32(v, p->act_min, p->act_max);
 }
 
