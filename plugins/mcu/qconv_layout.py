@@ -101,8 +101,15 @@ def qconv_layer(geometry: dict, weights: np.ndarray, weight_scale: np.ndarray, b
     return QLayer(function="ek_qconv_s8", family="ek_qconv", params_type="ek_qconv_params", params=params,
                   consts=[("weights", packed), ("bias", _bias(bias, out_c)), ("multiplier", multiplier),
                           ("shift", shift)],
-                  scratch_bytes=0 if depthwise else 4 * kp, takes_scratch=True,
+                  scratch_bytes=_depthwise_scratch(g) if depthwise else 4 * kp, takes_scratch=True,
                   summary="depthwise" if depthwise else "")
+
+
+def _depthwise_scratch(g: dict) -> int:
+    """ek_qconv_scratch_bytes of a depthwise conv: three padded int16 input rows for a 3x3 undilated kernel."""
+    if (g["k_h"], g["k_w"], g["dil_h"], g["dil_w"]) != (3, 3, 1, 1):
+        return 0
+    return (6 * ((g["out_w"] - 1) * g["stride_w"] + 3) + 3) & ~3
 
 
 def qgemm_layer(m: int, weights: np.ndarray, weight_scale: np.ndarray, bias: np.ndarray | None,

@@ -404,75 +404,96 @@ static int32_t ek_qdw_pixel(const ek_qconv_params *p, const int8_t *src, const i
     return acc;
 }
 
-/* The pixels ox in [lo, hi) of one output row of a 3x3 undilated depthwise conv, whose window
- * columns lie inside the input, from the rows a, b, d (a row above or below the input comes in
- * as any valid row with its weights zeroed in w). The input offset is folded into the
- * accumulator's start (acc0 = bias + offset * sum of the weights used), the channel's
- * requantization is read once, and at stride 1 the window slides, loading three new values per
- * pixel. Not inlined: its live values need all the registers. */
-static EK_NOINLINE void ek_qdw3x3_row(const ek_qout *q, int32_t c, int32_t stride, const int8_t *a,
-                                      const int8_t *b, const int8_t *d, const int32_t *w, int32_t acc0,
-                                      int32_t lo, int32_t hi, int8_t *dst)
+/* Input row iy of one channel as the 3x3 windows read it: ek_qdw3x3_width(p) values from column
+ * -pad_left, as int16 with the input offset added (so the padding is 0, which is real 0). */
+static void ek_qdw3x3_fill_row(const ek_qconv_params *p, const int8_t *src, int32_t iy, int16_t *row)
 {
-    const int32_t m = q->multiplier[c], s = q->shift[c], arithmetic = q->arithmetic;
-    const int32_t zo = q->output_offset, lo_v = q->act_min, hi_v = q->act_max;
-    int32_t ox;
-    for (ox = lo; ox < hi; ox++, a += stride, b += stride, d += stride) {
-        const int32_t acc = acc0 + a[0] * w[0] + a[1] * w[1] + a[2] * w[2] + b[0] * w[3] + b[1] * w[4] +
-                            b[2] * w[5] + d[0] * w[6] + d[1] * w[7] + d[2] * w[8];
-        dst[ox] = (int8_t)ek_clamp_i32(ek_requantize_as(arithmetic, acc, m, s) + zo, lo_v, hi_v);
+    const int32_t width = ek_qdw3x3_width(p);
+    int32_t j;
+    if (iy < 0 || iy >= p->in_h) {
+        for (j = 0; j < width; j++) {
+            row[j] = 0;
+        }
+        return;
+    }
+    src += iy * p->in_w;
+    for (j = 0; j < width; j++) {
+        const int32_t ix = j - p->pad_left;
+        row[j] = (int16_t)(ix >= 0 && ix < p->in_w ? src[ix] + p->input_offset : 0);
     }
 }
 
-/* One output row of a 3x3 undilated depthwise conv: the columns whose window is inside the input
- * through ek_qdw3x3_row (rows outside the input weighted zero), the edge columns pixel by pixel. */
-static void ek_qdw3x3_output_row(const ek_qconv_params *p, const ek_qout *q, int32_t c, const int8_t *src,
-                                 const int8_t *w, int32_t bias, int32_t iy0, int32_t ox_lo, int32_t ox_hi,
-                                 int8_t *dst)
+/* Three taps of one row: acc + x[0] * w0 + x[1] * w1 + x[2] * w2, with w01 = {w0, w1} as two int16
+ * halves (one SMLAD on a DSP core; x[0..1] is read as one word, unaligned loads being allowed). */
+static inline int32_t ek_qdw3_taps(const int16_t *x, uint32_t w01, int32_t w0, int32_t w1, int32_t w2, int32_t acc)
 {
-    int32_t used[9], k, r, ox, acc0 = bias;
-    const int8_t *rows[3];
-    for (r = 0; r < 3; r++) {
-        const int32_t iy = iy0 + r, inside = iy >= 0 && iy < p->in_h;
-        rows[r] = src + (inside ? iy : 0) * p->in_w + ox_lo * p->stride_w - p->pad_left;
-        for (k = 0; k < 3; k++) {
-            used[3 * r + k] = inside ? w[3 * r + k] : 0;
-            acc0 += p->input_offset * used[3 * r + k];
+#ifdef EK_QCONV_DSP
+    uint32_t pair;
+    (void)w0, (void)w1;
+    memcpy(&pair, x, sizeof pair);
+    __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(pair), "r"(w01));
+    return acc + x[2] * w2;
+#else
+    (void)w01;
+    return acc + x[0] * w0 + x[1] * w1 + x[2] * w2;
+#endif
+}
+
+/* One channel of a 3x3 undilated depthwise conv: the input rows padded and offset in the scratch
+ * (a ring of three: each output row loads only the rows it has not seen yet), so every pixel,
+ * border ones included, takes the same branch-free nine taps, with the weights in registers and
+ * the channel's requantization read once. Not inlined: its live values need all the registers. */
+static EK_NOINLINE void ek_qdw3x3_channel(const ek_qconv_params *p, const ek_qout *q, int32_t c, const int8_t *src,
+                                          const int8_t *weights, int32_t bias, int16_t *rows, int8_t *dst)
+{
+    const int32_t width = ek_qdw3x3_width(p), stride = p->stride_w, out_w = p->out_w;
+    const int32_t m = q->multiplier[c], s = q->shift[c], arithmetic = q->arithmetic;
+    const int32_t zo = q->output_offset, lo = q->act_min, hi = q->act_max;
+    const int32_t w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3], w4 = weights[4],
+                  w5 = weights[5], w6 = weights[6], w7 = weights[7], w8 = weights[8];
+    const uint32_t w01 = (uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16);
+    const uint32_t w34 = (uint16_t)w3 | ((uint32_t)(uint16_t)w4 << 16);
+    const uint32_t w67 = (uint16_t)w6 | ((uint32_t)(uint16_t)w7 << 16);
+    int32_t oy, ox, next = -p->pad_top; /* the first input row not in the ring yet */
+    for (oy = 0; oy < p->out_h; oy++, dst += out_w) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        if (next < iy0) {
+            next = iy0;
         }
-    }
-    for (ox = 0; ox < p->out_w; ox++) {
-        if (ox == ox_lo && ox_lo < ox_hi) {
-            ek_qdw3x3_row(q, c, p->stride_w, rows[0], rows[1], rows[2], used, acc0, ox_lo, ox_hi, dst);
-            ox = ox_hi - 1;
-            continue;
+        for (; next < iy0 + 3; next++) {
+            ek_qdw3x3_fill_row(p, src, next, rows + ((next + p->pad_top) % 3) * width);
         }
-        dst[ox] = ek_qout_value(q, c, ek_qdw_pixel(p, src, w, bias, iy0, ox * p->stride_w - p->pad_left));
+        {
+            const int16_t *a = rows + ((iy0 + p->pad_top) % 3) * width;
+            const int16_t *b = rows + ((iy0 + 1 + p->pad_top) % 3) * width;
+            const int16_t *d = rows + ((iy0 + 2 + p->pad_top) % 3) * width;
+            for (ox = 0; ox < out_w; ox++, a += stride, b += stride, d += stride) {
+                int32_t acc = ek_qdw3_taps(a, w01, w0, w1, w2, bias);
+                acc = ek_qdw3_taps(b, w34, w3, w4, w5, acc);
+                acc = ek_qdw3_taps(d, w67, w6, w7, w8, acc);
+                dst[ox] = (int8_t)ek_clamp_i32(ek_requantize_as(arithmetic, acc, m, s) + zo, lo, hi);
+            }
+        }
     }
 }
 
 static void ek_qconv_depthwise(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
-                               const int32_t *bias, const ek_qout *q, int8_t *output)
+                               const int32_t *bias, const ek_qout *q, int8_t *output, void *scratch)
 {
     const int32_t mult = p->out_c / p->in_c;
     const int32_t plane = p->in_h * p->in_w, ksize = p->k_h * p->k_w;
-    const int32_t fast = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && p->in_h >= 1;
-    /* output columns whose 3x3 window lies inside the input: [ox_lo, ox_hi) */
-    const int32_t ox_lo = (p->pad_left + p->stride_w - 1) / p->stride_w;
-    const int32_t last = p->in_w - 3 + p->pad_left; /* the largest ix0 + pad_left that fits */
-    const int32_t ox_hi_fit = last < 0 ? 0 : last / p->stride_w + 1;
-    const int32_t ox_hi = ox_hi_fit < p->out_w ? ox_hi_fit : p->out_w;
     int32_t b, c, oy, ox;
     for (b = 0; b < p->n; b++) {
         for (c = 0; c < p->out_c; c++) {
             const int8_t *src = input + (b * p->in_c + c / mult) * plane;
             const int8_t *w = weights + c * ksize;
             int8_t *dst = output + (b * p->out_c + c) * p->out_h * p->out_w;
+            if (ek_qdw3x3_fast(p)) {
+                ek_qdw3x3_channel(p, q, c, src, w, bias[c], (int16_t *)scratch, dst);
+                continue;
+            }
             for (oy = 0; oy < p->out_h; oy++, dst += p->out_w) {
                 const int32_t iy0 = oy * p->stride_h - p->pad_top;
-                if (fast) {
-                    ek_qdw3x3_output_row(p, q, c, src, w, bias[c], iy0, ox_lo, ox_hi, dst);
-                    continue;
-                }
                 for (ox = 0; ox < p->out_w; ox++) {
                     dst[ox] = ek_qout_value(q, c, ek_qdw_pixel(p, src, w, bias[c], iy0, ox * p->stride_w - p->pad_left));
                 }
@@ -512,7 +533,7 @@ static void ek_qconv_run(const ek_qconv_params *p, const ek_qout *qp, const int8
     int16_t *col = (int16_t *)scratch;
     int32_t b, g, px;
     if (p->depthwise) {
-        ek_qconv_depthwise(p, input, weights, bias, &q, output);
+        ek_qconv_depthwise(p, input, weights, bias, &q, output, scratch);
         return;
     }
     for (b = 0; b < p->n; b++) {

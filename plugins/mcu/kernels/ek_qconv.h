@@ -83,8 +83,14 @@ typedef struct {
 
 /* Reduction length rounded up to the 4 weights one 32-bit load holds. */
 #define ek_qconv_k_pad(k) (((k) + 3) & ~3)
-/* Scratch: two int16 columns of k_pad values, interleaved by pairs (none for depthwise). */
-#define ek_qconv_scratch_bytes(p) ((p)->depthwise ? 0 : 4 * (p)->k_pad)
+/* A depthwise conv with a 3x3 undilated kernel runs from three padded input rows of
+ * ek_qdw3x3_width int16 values each (the columns its windows read). */
+#define ek_qdw3x3_fast(p) ((p)->k_h == 3 && (p)->k_w == 3 && (p)->dil_h == 1 && (p)->dil_w == 1)
+#define ek_qdw3x3_width(p) (((p)->out_w - 1) * (p)->stride_w + 3)
+/* Scratch: two int16 columns of k_pad values, interleaved by pairs; depthwise: the three padded
+ * rows of a 3x3 kernel (rounded up to 4 bytes), else none. */
+#define ek_qconv_scratch_bytes(p)                                                                 \
+    ((p)->depthwise ? (ek_qdw3x3_fast(p) ? (6 * ek_qdw3x3_width(p) + 3) & ~3 : 0) : 4 * (p)->k_pad)
 
 void ek_qconv_s8(const ek_qconv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *output,
