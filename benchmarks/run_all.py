@@ -15,7 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: benchmark -> arguments for a full run (kernels_m4 has no --json; its table is its output)
 BENCHMARKS = {"mcu_float32": ["--json"], "mcu_int8": ["--json"], "kernels_m4": [], "repparam": ["--json"],
-              "tvm": ["--json"], "tvm_mcu": ["--json"], "moe": ["--json"], "tflite_int8": ["--json"]}
+              "tvm": ["--json"], "tvm_mcu": ["--json"], "moe": ["--json"], "tflite_int8": ["--json"],
+              "fuzz": ["--board-examples", "30", "--json"]}
 
 
 def main() -> int:

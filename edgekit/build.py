@@ -19,7 +19,7 @@ from edgekit.registry import Registry
 REPORT_FILE = "report.json"
 REFERENCE_MODEL = "reference.onnx"  # the pipeline's output: what the artifact must compute
 REPORT_VERSION = 1
-# Set to make report.json byte-reproducible: wall-clock times are left out.
+# Set to make report.json byte-reproducible: wall-clock times (TIME_KEYS, at any depth) are left out.
 REPRODUCIBLE_ENV = "EDGEKIT_REPRODUCIBLE"
 
 
@@ -112,10 +112,25 @@ def build(request: BuildRequest, registry: Registry,
         if not os.environ.get(REPRODUCIBLE_ENV):
             report["build_seconds"] = round(time.perf_counter() - started, 3)
         else:
-            for record in report.get("passes", []):
-                record.pop("seconds", None)
+            _drop_times(report)
         write_json(staging / REPORT_FILE, report)
     return report
+
+
+#: Report keys that hold wall-clock times (the pipeline's per pass, a back end's per stage).
+TIME_KEYS = ("seconds", "build_seconds")
+
+
+def _drop_times(section: Any) -> None:
+    """Remove every wall-clock time from the report, at any depth (reproducible builds)."""
+    if isinstance(section, dict):
+        for key in TIME_KEYS:
+            section.pop(key, None)
+        for value in section.values():
+            _drop_times(value)
+    elif isinstance(section, list):
+        for value in section:
+            _drop_times(value)
 
 
 def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,

@@ -192,6 +192,11 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: Sequence[str], where: str) 
         value.type.tensor_type.shape.Clear()
         for d in dims:
             value.type.tensor_type.shape.dim.add().dim_value = d
+    empty = [(i.name, tensor_dims(i)) for i in inputs if 0 in tensor_dims(i)]
+    if empty:
+        name, dims = empty[0]
+        raise UsageError(f"{where}: input '{name}' {dims} is zero-size (a dimension is 0); edgekit builds "
+                         f"models whose tensors hold data: give a size with --input-shape {name}=...")
     dynamic = [(i.name, tensor_dims(i)) for i in inputs
                if not i.type.tensor_type.HasField("shape")
                or any(not isinstance(d, int) or d <= 0 for d in tensor_dims(i))]
@@ -200,7 +205,36 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: Sequence[str], where: str) 
                               for n, dims in dynamic)
         raise UsageError(f"{where}: dynamic input dims in {described}; give static ones with "
                          f"--input-shape {dynamic[0][0]}=1,...")
+    check_tensor_sizes(model, where)
     return model
+
+
+#: The largest tensor edgekit builds: memory plans, arenas and the generated C address bytes with
+#: 32-bit offsets (and no microcontroller or phone model comes near it).
+MAX_TENSOR_BYTES = 2**31 - 1
+
+
+def check_tensor_sizes(model: onnx.ModelProto, where: str) -> None:
+    """Refuse, naming it, any tensor (input, inferred intermediate or output, weight) larger than
+    MAX_TENSOR_BYTES: before anything allocates it."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # validation reports broken models; here only the sizes matter
+        inferred = model
+    graph = inferred.graph
+    sized = [(v.name, tensor_dims(v), v.type.tensor_type.elem_type) for v in [*graph.input, *graph.value_info,
+                                                                           *graph.output]
+             if v.type.HasField("tensor_type")]
+    sized += [(t.name, list(t.dims), t.data_type) for t in graph.initializer]
+    for name, dims, elem_type in sized:
+        if not dims or not all(isinstance(d, int) and d > 0 for d in dims) or not elem_type:
+            continue
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).itemsize
+        nbytes = math.prod(dims) * itemsize
+        if nbytes > MAX_TENSOR_BYTES:
+            raise UsageError(f"{where}: tensor '{name}' {dims} would take {nbytes:,} bytes, more than the "
+                             f"{MAX_TENSOR_BYTES:,} a build can address (32-bit arena offsets); use smaller "
+                             f"input shapes (--input-shape) or split the model")
 
 
 def infer_shapes(model: onnx.ModelProto, strict: bool = True) -> onnx.ModelProto:

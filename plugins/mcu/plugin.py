@@ -32,6 +32,15 @@ class McuBackend(edgekit.Backend):
     def supported_ops(self, target) -> set[str]:
         return set(supported_ops_list())
 
+    def runner_for(self, target: edgekit.Target) -> str | None:
+        """A profile of this very machine (no emulator, the host's architecture, e.g. ``x86-64
+        --backend mcu-c``) runs the library natively under AddressSanitizer and UBSan."""
+        import platform
+
+        if not target.emulator.program and target.architecture == platform.machine():
+            return "host"
+        return None
+
     def check(self, model: onnx.ModelProto, context: edgekit.BuildContext) -> None:
         library = _kernel_library(context)
         if library is not None:

@@ -26,7 +26,14 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 
 def _split(name: str, array: np.ndarray, shape: tuple[int, ...], where: str) -> list[np.ndarray]:
-    array = np.asarray(array, dtype=np.float32)
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise UsageError(f"{where}: array for input '{name}' has dtype {array.dtype}; the model takes float32 "
+                         f"(convert it with the preprocessing the model was trained with)")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise UsageError(f"{where}: array for input '{name}' holds {int(array.size - np.isfinite(array).sum())} "
+                         f"NaN or Inf value(s)")
     if array.ndim == len(shape) + 1 and tuple(array.shape[1:]) == shape:
         return list(array)
     if array.shape == shape:

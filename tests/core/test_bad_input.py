@@ -213,3 +213,80 @@ def test_output_directory_not_writable(tmp_path):
     result = run_edgekit("build", save(conv_relu_model(), tmp_path / "m.onnx"), "-t", "x86-64",
                          "-o", str(locked / "out"))
     _assert_usage_error(result, "not writable")
+
+
+def _io_model(nodes, x_dims, y_dims, inits=()):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_zero_size_tensor_is_refused(tmp_path):
+    from onnx import helper
+
+    model = _io_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [1, 0, 4], [1, 0, 4])
+    _assert_usage_error(_build(save(model, tmp_path / "empty.onnx"), tmp_path),
+                        "empty.onnx", "input 'x' [1, 0, 4] is zero-size")
+
+
+@pytest.mark.parametrize("case", ["input", "intermediate"])
+def test_tensor_beyond_32_bit_offsets_is_refused_before_anything_allocates_it(tmp_path, case):
+    """A 19.6 GB input, or a 4 GiB tensor an Expand makes from a 4-byte input: named, exit 2 (it
+    was a MemoryError from the verification inputs)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    if case == "input":
+        model = _io_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [70000, 70000], [70000, 70000])
+        fragments = ("tensor 'x' [70000, 70000]", "19,600,000,000 bytes")
+    else:
+        shape = numpy_helper.from_array(np.array([1 << 28, 4], np.int64), "s")
+        model = _io_model([helper.make_node("Expand", ["x", "s"], ["y"], name="expand")], [1, 1], [1 << 28, 4],
+                          [shape])
+        fragments = ("tensor 'y' [268435456, 4]", "4,294,967,296 bytes", "32-bit")
+    _assert_usage_error(_build(save(model, tmp_path / f"{case}.onnx"), tmp_path), *fragments)
+
+
+@pytest.mark.parametrize("problem", ["shape", "dtype", "nan"])
+def test_calibration_file_with_the_wrong_shape_or_dtype_is_named(tmp_path, problem):
+    import numpy as np
+
+    from tests.conftest import MODELS
+
+    data = {"shape": np.zeros((4, 1, 3, 8, 8), np.float32), "dtype": np.zeros((4, 1, 3, 32, 32), np.int64),
+            "nan": np.full((2, 1, 3, 32, 32), np.nan, np.float32)}[problem]
+    path = tmp_path / f"{problem}.npy"
+    np.save(path, data)
+    out = tmp_path / "out"
+    result = run_edgekit("build", str(MODELS / "ic_resnet8.onnx"), "--target", "cortex-m4", "--quantize", "int8",
+                         "--option", f"calibration={path}", "-o", str(out), "-q")
+    expected = {"shape": "has shape [4, 1, 3, 8, 8]", "dtype": "has dtype int64", "nan": "NaN or Inf"}[problem]
+    _assert_usage_error(result, f"{problem}.npy", "input 'input_1'", expected)
+    assert not out.exists()
+
+
+def test_non_ascii_tensor_and_node_names_build_and_run_under_sanitizers(tmp_path):
+    """Names that are not C identifiers, not ASCII, and that clash once made C-safe: the library
+    compiles, and runs on the host under AddressSanitizer and UBSan matching onnxruntime."""
+    import json
+
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["é x"], ["ü/1"], name="nœud"),
+             helper.make_node("Sigmoid", ["ü/1"], ["ü_1"], name="nœud 2"),
+             helper.make_node("Add", ["ü/1", "ü_1"], ["出力"], name="加算")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("é x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("出力", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out = tmp_path / "out"
+    result = run_edgekit("build", save(model, tmp_path / "names.onnx"), "--target", "x86-64", "--backend", "mcu-c",
+                         "--run", "-o", str(out), "-q")
+    assert result.code == 0, result.stderr
+    run = json.loads((out / "report.json").read_text())["run"]
+    assert run["runner"] == "host" and run["measurements"]["sanitizers"] == "address,undefined"
+    (out / "model.c").read_text(encoding="ascii")  # the C is ASCII
