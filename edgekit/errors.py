@@ -32,10 +32,19 @@ class PluginError(BuildError):
         self.plugin = plugin
 
 
+#: a message of at most this many lines and characters is one sentence wrapped (onnx's checker
+#: breaks "input 'x' of node:" / the node / "is not output of any previous nodes." over three)
+SHORT_MESSAGE_LINES, SHORT_MESSAGE_CHARS = 4, 320
+
+
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, prefixed by its type when the message is empty."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """An exception's message on one line: a short wrapped message joined, a long one (a trace, a
+    dump) cut to its first line; the exception's type when the message is empty."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    joined = " ".join(lines)
+    return joined if len(lines) <= SHORT_MESSAGE_LINES and len(joined) <= SHORT_MESSAGE_CHARS else lines[0]
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

@@ -29,8 +29,8 @@ BEGIN, END, MARK = "ek_harness_begin", "ek_harness_end", "ek_profile_mark"
 EXIT_MEANINGS = {
     3: "the firmware could not open its input/output files through semihosting",
     4: "the input file ended inside a record",
-    98: "stack overflow: the model used more than the reserved stack (raise stack_bytes)",
 }
+STACK_OVERFLOW = 98
 
 
 def require_board(target: edgekit.Target) -> None:
@@ -47,14 +47,18 @@ def run_firmware(firmware: Firmware, target: edgekit.Target, inputs_blob: bytes,
     run = counting.run_counted(firmware.elf, machine=emu.machine, cpu=emu.cpu, marks=marks,
                                program=emu.program, timeout=timeout, cwd=work_dir,
                                nm=sibling_tool(target.toolchain.cc, "nm"))
-    check_exit(run, where)
+    check_exit(run, where, firmware.sizes.get("stack_reserved_bytes"))
     output = work_dir / OUTPUT_FILE
     return run, output.read_bytes() if output.is_file() else b""
 
 
-def check_exit(run: counting.CountedRun, where: str) -> None:
+def check_exit(run: counting.CountedRun, where: str, stack_reserved: int | None = None) -> None:
     if run.exit_code == 0:
         return
+    if run.exit_code == STACK_OVERFLOW:
+        reserved = f"the {stack_reserved:,} B " if stack_reserved else "the "
+        raise edgekit.BuildError(f"{where}: stack overflow: the model used more than {reserved}reserved stack; "
+                                 "reserve more with --option stack_bytes=N")
     said = [line for line in (run.stdout + run.stderr).splitlines() if "ek-harness:" in line]
     message = said[0].split("ek-harness:", 1)[1].strip() if said else ""
     if run.exit_code == 99:

@@ -59,15 +59,19 @@ def compare_run(source, model, context, outputs: list[dict[str, np.ndarray]], re
 
 
 def _to_tflite(sg: Subgraph, t: int, value: np.ndarray) -> np.ndarray:
-    """A float graph-side value of TFLite tensor ``t`` as TFLite holds it (int8: quantized with the
-    tensor's own scale and zero point; the graph's inputs and outputs keep TFLite's shapes)."""
+    """A graph input or output (float, TFLite's shape) as TFLite Micro holds tensor ``t``."""
+    return _in_tflite_numbers(sg, t, np.asarray(value).reshape(sg.tensors[t].shape))
+
+
+def _in_tflite_numbers(sg: Subgraph, t: int, value: np.ndarray) -> np.ndarray:
+    """A float graph-side value of TFLite tensor ``t`` in the tensor's own number format: int8
+    quantized with its scale and zero point, others cast to its dtype; the layout is left as is."""
     from edgekit.plugins.mcu import qmath
 
     tensor = sg.tensors[t]
-    value = np.asarray(value).reshape(tensor.shape)
     if tensor.dtype is np.int8:
-        return qmath.quantize(value, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]))
-    return value.astype(tensor.dtype)
+        return qmath.quantize(np.asarray(value), float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]))
+    return np.asarray(value).astype(tensor.dtype)
 
 
 def _compare_int8(conv: Converted, sg: Subgraph, ours_final, theirs_final, theirs_layers, rerun) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def _compare_int8(conv: Converted, sg: Subgraph, ours_final, theirs_final, their
     probed = rerun(probe)
     ours_layers = []
     for run, final in zip(probed, ours_final):
-        layer = {t: oracle.to_tflite_layout(conv, t, _to_tflite_layout_int8(sg, t, run[name], conv), sg.tensors[t].shape)
+        layer = {t: oracle.to_tflite_layout(conv, t, _in_tflite_numbers(sg, t, run[name]), sg.tensors[t].shape)
                  for name, t in probes.items()}
         layer.update(zip(sg.outputs, final))
         ours_layers.append(layer)
@@ -98,16 +102,6 @@ def _compare_int8(conv: Converted, sg: Subgraph, ours_final, theirs_final, their
     result["summary"] = (f"{ours.size - identical:,} of {ours.size:,} int8 output values differ "
                          f"(up to {result['max_lsb']} LSB) over {len(ours_final)} input(s){where}")
     return result
-
-
-def _to_tflite_layout_int8(sg: Subgraph, t: int, value: np.ndarray, conv: Converted) -> np.ndarray:
-    """A probed operator output (dequantized, ONNX layout) back to its int8 values."""
-    from edgekit.plugins.mcu import qmath
-
-    quant = sg.tensors[t].quant
-    if t not in conv.int8_names:
-        return np.asarray(value)
-    return qmath.quantize(np.asarray(value), float(quant.scale[0]), int(quant.zero_point[0]))
 
 
 def _compare_float(ours_final, theirs_final) -> dict[str, Any]:

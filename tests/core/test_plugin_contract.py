@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import REPO, run_edgekit
 from tests.core.onnx_factory import conv_relu_model, save
@@ -75,6 +76,18 @@ def test_pass_raising_or_returning_wrong_type_is_named(tmp_path):
     result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(tmp_path / "o"),
                          "--passes", "return-none", env=env)
     assert result.code == 1 and "returned NoneType, expected onnx.ModelProto" in result.stderr
+
+
+def test_pass_that_corrupts_the_model_is_named_and_nothing_is_written(tmp_path):
+    env = _with_plugins("raising_pass")
+    for name, says in [("dangle-input", "produced an invalid model: .*'nowhere'.* is not output of any previous nodes"),
+                       ("break-shapes", "produced a model whose shape inference failed: .*differ in rank")]:
+        out = tmp_path / name
+        result = run_edgekit("build", _model(tmp_path), "-t", "x86-64", "-o", str(out), "--passes", name, env=env)
+        assert result.code == 1, result.stderr
+        line = result.stderr.strip().splitlines()[-1]
+        assert re.search(f"^error: pass '{name}' {says}", line) and "Traceback" not in result.stderr
+        assert not out.exists()
 
 
 def test_observer_hooks_see_every_pass(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EDGEKIT, REPO
+from tests.conftest import EDGEKIT, REPO, run_edgekit
 
 MODELS = REPO / "examples" / "models" / "mlperf-tiny"
 
@@ -80,3 +80,21 @@ def test_two_builds_at_once_both_succeed_and_match_onnxruntime(tmp_path):
         assert run["measurements"]["instructions"] > 0
     plugins = list((tmp_path / "cache" / "qemu-plugins").glob("*.so"))
     assert len(plugins) == 1, plugins
+
+
+def test_stack_use_is_reported_and_an_overflow_fails_the_build_as_such(tmp_path):
+    """The harness paints the stack before each inference: the report gives the bytes the model
+    used; with less reserved than that, the run stops with a stack overflow, not a wrong answer."""
+    model = str(MODELS / "ad_autoencoder.onnx")
+    ok = run_edgekit("build", model, "-t", "cortex-m4", "-o", str(tmp_path / "ok"), "-q", "--run")
+    assert ok.code == 0, ok.stderr
+    used = json.loads((tmp_path / "ok" / "report.json").read_text())["run"]["measurements"]["stack_bytes"]
+    assert 0 < used < 16384
+    small = used // 2 // 8 * 8
+    out = tmp_path / "small"
+    failed = run_edgekit("build", model, "-t", "cortex-m4", "-o", str(out), "-q", "--run",
+                         "--option", f"stack_bytes={small}")
+    assert failed.code == 1
+    assert failed.stderr.strip() == (f"error: model on mps2-an386: stack overflow: the model used more than the "
+                                     f"{small:,} B reserved stack; reserve more with --option stack_bytes=N")
+    assert not out.exists()

@@ -79,7 +79,8 @@ def test_stack_use_is_measured_and_overflow_detected(tmp_path):
     artifact = make_artifact(tmp_path / "out", "stack_model.c")
     [result] = QemuRunner().run(artifact, random_inputs(1), context_for("cortex-m4", profile_layers=False))
     assert 2048 <= result.measurements["stack_bytes"] <= 2048 + 128
-    with pytest.raises(edgekit.BuildError, match="stack overflow"):
+    with pytest.raises(edgekit.BuildError, match=r"stack overflow: the model used more than the 1,024 B reserved "
+                                                 r"stack; reserve more with --option stack_bytes=N"):
         QemuRunner().run(artifact, random_inputs(1), context_for("cortex-m4", stack_bytes=1024))
 
 

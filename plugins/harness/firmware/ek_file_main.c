@@ -56,7 +56,7 @@ int main(void)
         trailer.stack_bytes = ek_stack_used();
         if (ek_stack_overflowed()) /* the heap below the stack may be damaged: no more stdio */
             ek_transport_fail(EK_EXIT_STACK_OVERFLOW, "ek-harness: stack overflow: the model used more "
-                                                      "than the reserved stack (raise stack_bytes)\n");
+                                                      "than the reserved stack; reserve more with --option stack_bytes=N\n");
         if (write_record(out, &trailer) != 0) {
             fputs("ek-harness: cannot write " EK_OUTPUT_FILE "\n", stderr);
             return EK_EXIT_IO;

@@ -174,7 +174,7 @@ static void run_record(void)
     trailer.stack_bytes = ek_stack_used();
     if (ek_stack_overflowed())
         ek_transport_fail(EK_EXIT_STACK_OVERFLOW, "ek-harness: stack overflow: the model used more than "
-                                                  "the reserved stack (raise stack_bytes)");
+                                                  "the reserved stack; reserve more with --option stack_bytes=N");
     frame_begin(&f, 'O', output_bytes() + (uint32_t)sizeof trailer);
     for (unsigned i = 0; i < ek_model.n_outputs; i++)
         out_bytes(&f, ek_model.outputs[i], ek_model.output_bytes[i]);

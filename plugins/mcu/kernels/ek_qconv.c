@@ -34,11 +34,22 @@ static inline int8_t ek_qadd_apply(const ek_qadd_epilogue *e, int32_t v, int32_t
                          e->output_offset, e->act_min, e->act_max);
 }
 
+/* Every conv/matmul output is requantized, offset (ek_qout_scaled) and clamped to the activation
+ * range (ek_qout_clamp); the loops that produce many values of one channel read its multiplier and
+ * shift once and pass them in. */
+static inline int32_t ek_qout_scaled(const ek_qout *q, int32_t acc, int32_t multiplier, int32_t shift)
+{
+    return ek_requantize_as(q->arithmetic, acc, multiplier, shift) + q->output_offset;
+}
+
+static inline int8_t ek_qout_clamp(const ek_qout *q, int32_t v)
+{
+    return (int8_t)ek_clamp_i32(v, q->act_min, q->act_max);
+}
+
 static inline int8_t ek_qout_value(const ek_qout *q, int32_t c, int32_t acc)
 {
-    const int32_t v =
-        ek_requantize_as(q->arithmetic, acc, q->multiplier[c], q->shift[c]) + q->output_offset;
-    return (int8_t)ek_clamp_i32(v, q->act_min, q->act_max);
+    return ek_qout_clamp(q, ek_qout_scaled(q, acc, q->multiplier[c], q->shift[c]));
 }
 
 
@@ -191,10 +202,9 @@ static inline void ek_qout_two(const ek_qout *q, int32_t c, int32_t acc_x, int32
                                int8_t *y)
 {
     const int32_t m = q->multiplier[c], s = q->shift[c];
-    const int32_t vx = ek_requantize_as(q->arithmetic, acc_x, m, s) + q->output_offset;
-    const int32_t vy = ek_requantize_as(q->arithmetic, acc_y, m, s) + q->output_offset;
-    *x = (int8_t)ek_clamp_i32(vx, q->act_min, q->act_max);
-    *y = (int8_t)ek_clamp_i32(vy, q->act_min, q->act_max);
+    const int32_t vx = ek_qout_scaled(q, acc_x, m, s), vy = ek_qout_scaled(q, acc_y, m, s);
+    *x = ek_qout_clamp(q, vx);
+    *y = ek_qout_clamp(q, vy);
 }
 
 /* out[c * oc_stride + j * col_stride] for channels [0, channels) and columns j < ncols (1 or 2). */
@@ -447,8 +457,8 @@ static EK_NOINLINE void ek_qdw3x3_channel(const ek_qconv_params *p, const ek_qou
                                           const int8_t *weights, int32_t bias, int16_t *rows, int8_t *dst)
 {
     const int32_t width = ek_qdw3x3_width(p), stride = p->stride_w, out_w = p->out_w;
-    const int32_t m = q->multiplier[c], s = q->shift[c], arithmetic = q->arithmetic;
-    const int32_t zo = q->output_offset, lo = q->act_min, hi = q->act_max;
+    const ek_qout out = *q; /* a local copy: the int8 stores below cannot alias it */
+    const int32_t m = q->multiplier[c], s = q->shift[c];
     const int32_t w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3], w4 = weights[4],
                   w5 = weights[5], w6 = weights[6], w7 = weights[7], w8 = weights[8];
     const uint32_t w01 = (uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16);
@@ -471,7 +481,7 @@ static EK_NOINLINE void ek_qdw3x3_channel(const ek_qconv_params *p, const ek_qou
                 int32_t acc = ek_qdw3_taps(a, w01, w0, w1, w2, bias);
                 acc = ek_qdw3_taps(b, w34, w3, w4, w5, acc);
                 acc = ek_qdw3_taps(d, w67, w6, w7, w8, acc);
-                dst[ox] = (int8_t)ek_clamp_i32(ek_requantize_as(arithmetic, acc, m, s) + zo, lo, hi);
+                dst[ox] = ek_qout_clamp(&out, ek_qout_scaled(&out, acc, m, s));
             }
         }
     }
