@@ -16,7 +16,9 @@ HERE = Path(__file__).resolve().parent
 #: benchmark -> arguments for a full run (kernels_m4 has no --json; its table is its output)
 BENCHMARKS = {"mcu_float32": ["--json"], "mcu_int8": ["--json"], "kernels_m4": [], "repparam": ["--json"],
               "tvm": ["--json"], "tvm_mcu": ["--json"], "moe": ["--json"], "tflite_int8": ["--json"],
-              "fuzz": ["--board-examples", "30", "--json"]}
+              "fuzz": ["--board-examples", "30", "--int8-examples", "300", "--int8-board-examples", "25",
+                       "--int8-tflite-examples", "30", "--tvm-examples", "100", "--tvm-board-examples", "20", "--json"],
+              "fuzz_frontends": ["--json"], "scale": ["--json"]}
 
 
 def main() -> int:

@@ -69,8 +69,75 @@ def import_onnx(model: onnx.ModelProto):
                                      "fix it with --input-shape NAME=1,3,32,32")
         shapes[value.name] = dims
     try:
-        return from_onnx(model, shape_dict=shapes)
+        return from_onnx(unaliased_outputs(model), shape_dict=shapes)
     except Exception as exc:  # the importer fails with assorted exception types
         from edgekit.errors import one_line
 
         raise edgekit.BuildError(f"TVM's ONNX importer failed: {one_line(exc)}") from exc
+
+
+#: Ops that compute nothing when their output has their input's shape: the Relax pipeline drops
+#: them, and their output is then the very tensor they read.
+ALIAS_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
+NEGATIVE_ZERO = "edgekit_negative_zero"
+
+
+def unaliased_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with an exact copy, ``y + (-0.0)``, before every float graph output that would be no
+    kernel's result: one that is (through :data:`ALIAS_OPS` of unchanged shape) a graph input, a
+    constant, or the same tensor as an earlier graph output. The C driver passes each output
+    buffer to the kernel computing it, so such an output had none (a build error), or shared one
+    with another output (one of the two left unwritten). Found by differential fuzzing."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    shapes = _static_shapes(model)
+    producers = {o: n for n in graph.node for o in n.output}
+    sources = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+
+    def root(name: str) -> str:
+        node = producers.get(name)
+        while node is not None and node.op_type in ALIAS_OPS and node.input and \
+                shapes.get(node.input[0]) is not None and shapes.get(node.input[0]) == shapes.get(name):
+            name = node.input[0]
+            node = producers.get(name)
+        return name
+
+    roots, aliased = set(), []
+    for out in graph.output:
+        r = root(out.name)
+        float32 = out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        if (r in sources or r in roots) and out.name in producers and float32:
+            aliased.append(out.name)
+        roots.add(r)
+    if not aliased:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for name in aliased:
+        inner = f"{name}__edgekit_aliased"
+        for node in copy.graph.node:
+            node.input[:] = [inner if i == name else i for i in node.input]
+            node.output[:] = [inner if o == name else o for o in node.output]
+        copy.graph.node.append(helper.make_node("Add", [inner, NEGATIVE_ZERO], [name], name=f"{name}__edgekit_copy"))
+    copy.graph.initializer.append(numpy_helper.from_array(np.array(-0.0, np.float32), NEGATIVE_ZERO))
+    return copy
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Every tensor's shape that shape inference knows statically (name -> dims)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # no inferred shapes: the declared ones (then no alias is seen through an op)
+        inferred = model
+    values = [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+    shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    for v in values:
+        dims = v.type.tensor_type.shape.dim
+        if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[v.name] = [d.dim_value for d in dims]
+    return shapes

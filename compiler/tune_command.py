@@ -3,8 +3,9 @@
 The model goes through the same front end and pass pipeline as ``edgekit build``, so the tuned
 workloads are exactly the kernels a build compiles. When QEMU measures, Ctrl-C stops tuning once
 the batch in flight is measured and committed (a second Ctrl-C abandons that batch); elsewhere it
-stops at once. Either way the exit status is 130, every committed record is kept (the JSON
-database appends per batch) and running again resumes from them.
+stops at once. Either way the exit status is 130, every committed record is kept (each batch is
+merged into the shared database as it is committed, see :class:`~edgekit.compiler.tuning.PrivateCopy`)
+and running again resumes from them. Several runs may tune into one database at once.
 """
 
 from __future__ import annotations
@@ -138,45 +139,48 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     logging.getLogger(tuning.META_SCHEDULE_LOGGER).setLevel(logging.WARNING)
     progress = TuneProgress(trials, score=SCORE_INSTRUCTIONS if emulated else SCORE_SECONDS,
                             scale=SCALE if emulated else 1.0, show=show, stop=stop)
-    before = tuning.record_count(directory)
-    try:
-        # Only the emulated runner re-measures what a Ctrl-C killed; elsewhere Ctrl-C stops at once.
-        interrupts = (first_interrupt_stops(stop, echo, lambda: _abandon(stop, directory, before, echo))
-                      if emulated else contextlib.nullcontext())
-        with interrupts, progress:
-            result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task,
-                                 progress=progress_callback(progress), stop=stop,
-                                 trials_per_batch=trials_per_batch)
-    except BaseException as exc:
-        # The stop raised in the measure callback comes back through TVM's FFI, possibly re-typed.
-        if not (stop.requested or isinstance(exc, KeyboardInterrupt)):
-            raise
-        echo(_kept_message(directory, before))
-        sys.exit(130)
+    # Other tunes may share the directory: counts are this run's merged records, not the growth.
+    with tuning.PrivateCopy(directory) as copy:
+        try:
+            # Only the emulated runner re-measures what a Ctrl-C killed; elsewhere it stops at once.
+            interrupts = (first_interrupt_stops(stop, echo, lambda: _abandon(stop, copy, echo))
+                          if emulated else contextlib.nullcontext())
+            with interrupts, progress:
+                result = tuning.tune(onnx_model, target, trials, directory, rpc, trials_per_task,
+                                     progress=progress_callback(progress), stop=stop,
+                                     trials_per_batch=trials_per_batch, copy=copy)
+        except BaseException as exc:
+            # The stop raised in the measure callback comes back through TVM's FFI, possibly re-typed.
+            if not (stop.requested or isinstance(exc, KeyboardInterrupt)):
+                raise
+            echo(_kept_message(copy))
+            sys.exit(130)
     echo(progress.summary())
     if emulated:
         _echo_kernel_report(onnx_model, target, directory)
     for kernel, why in sorted(result["default_schedule_errors"].items()):
         echo(f"default schedule of {kernel} not measured: {why}")
-    click.echo(f"{result['records_after'] - result['records_before']} new records, "
+    click.echo(f"{result['new_records']} new records, "
                f"{len(result['default_schedules_measured'])} of them edgekit's default schedules "
                f"({result['records_after']} in {result['directory']})")
 
 
-def _kept_message(directory, before: int, note: str = "") -> str:
+def _kept_message(copy, note: str = "") -> str:
     from edgekit.compiler import tuning
 
-    # Counted from the database, not the progress: records are what a later run resumes from.
-    kept = tuning.record_count(directory)
-    return (f"interrupted: {kept - before} new records kept ({kept} in {directory}){note}; "
+    # Counted from what was merged, not the progress: records are what a later run resumes from.
+    total = tuning.record_count(copy.shared)
+    return (f"interrupted: {copy.new_records} new records kept ({total} in {copy.shared}){note}; "
             "run the same command again to resume from them")
 
 
-def _abandon(stop, directory, before: int, echo) -> None:
-    """Second Ctrl-C: leave now, without unwinding through TVM's C++ (see first_interrupt_stops)."""
+def _abandon(stop, copy, echo) -> None:
+    """Second Ctrl-C: leave now, without unwinding through TVM's C++ (see first_interrupt_stops).
+    No merge here: the signal may have come in the middle of one, whose lock this process holds."""
     for cleanup in stop.cleanups:
         cleanup()
-    echo(_kept_message(directory, before, "; the batch in flight was abandoned"))
+    echo(_kept_message(copy, "; the batch in flight was abandoned"))
+    copy.close()
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(130)
@@ -185,15 +189,12 @@ def _abandon(stop, directory, before: int, echo) -> None:
 def _echo_kernel_report(onnx_model, target, directory) -> None:
     """Per tuned kernel, instructions per call: untuned (Relax's schedule, and edgekit's default
     schedule where it applies) against the best record."""
-    from tvm.s_tir import meta_schedule as ms
-
     from edgekit.compiler import tuning, tune_qemu
     from edgekit.compiler.importer import import_onnx
     from edgekit.compiler.lower import tvm_target
 
     fused = tuning.fuse(import_onnx(onnx_model), tvm_target(target.tvm_target))
-    database = ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
-    rows = tune_qemu.kernel_report(fused, target, database)
+    rows = tune_qemu.kernel_report(fused, target, tuning.load_database(directory))
     if not rows:
         return
     width = max(len(r["kernel"]) for r in rows)

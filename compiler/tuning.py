@@ -6,14 +6,29 @@ kernel's workload (the TIR's structural hash), so one directory serves every mod
 The JSON database appends each measured record as it arrives: an interrupted run (Ctrl-C) keeps
 what was measured, and a second run resumes from those records (the cost model is retrained on them).
 Builds open the same directory and apply it in the "zero" pipeline automatically.
+
+Concurrent use (several ``edgekit tune`` runs for one target, builds reading meanwhile): the JSON
+database refers to a workload by its line in ``database_workload.json`` and keeps that index in
+memory from when it was opened, so two processes appending new workloads to one directory both
+call theirs line N, and the other's records point at the wrong kernel (loading then fails, or,
+where the trace happens to replay, one kernel's measured schedule is silently taken for another's);
+a reader can also see a record whose workload line it read too early. So a tuning run
+writes into a private copy of the database (:class:`PrivateCopy`) and after each batch appends
+what it committed to the shared files, re-indexing the workloads, under an exclusive ``flock`` of
+``database.lock``; readers load under the shared lock (:func:`load_database`). The shared files
+keep TVM's format and still grow batch by batch, so an interrupted run keeps what was merged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +38,9 @@ TUNING_DIR_OPTION = "tuning_dir"  # context option: another database directory
 NO_TUNING_OPTION = "no_tuning"    # context option: ignore tuning records
 RECORDS_FILE = "database_tuning_record.json"
 WORKLOADS_FILE = "database_workload.json"
+LOCK_FILE = "database.lock"
+# A record line as TVM writes it: "[<workload line index>,[trace, run_secs, target, args]]".
+RECORD_WORKLOAD_INDEX = re.compile(rb"^\[(\d+),")
 BUILD_TIMEOUT_S = 180
 META_SCHEDULE_LOGGER = "tvm.s_tir.meta_schedule"
 # Candidates per measured batch: small batches let a modest --trials reach every kernel.
@@ -50,7 +68,141 @@ def record_count(directory: Path) -> int:
     if not path.is_file():
         return 0
     with path.open(encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
+        return sum(1 for line in f if line.endswith("\n") and line.strip())
+
+
+@contextlib.contextmanager
+def locked(directory: Path, exclusive: bool):
+    """Hold ``flock`` on the database's lock file: exclusive to append, shared to load.
+
+    A directory that does not exist or where the lock file cannot be created (a read-only copy of
+    a database) is read unlocked: no edgekit process can be writing there."""
+    handle = _open_lock(directory / LOCK_FILE, exclusive)
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield  # closing the file releases the lock
+
+
+def _open_lock(path: Path, exclusive: bool):
+    try:
+        return path.open("a+b")  # created on first use
+    except OSError:
+        if exclusive:
+            raise
+    try:
+        return path.open("rb")
+    except OSError:
+        return None
+
+
+def load_database(directory: Path):
+    """The JSON database of ``directory``, read under the shared lock (no half-merged batch)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    with locked(directory, exclusive=False):
+        return ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
+
+
+def _whole_lines(path: Path) -> list[bytes]:
+    """The newline-terminated lines of ``path`` (none if missing); a partial last line is left out."""
+    if not path.is_file():
+        return []
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def _append(path: Path, lines: list[bytes]) -> None:
+    """Append whole lines, first dropping a partial last line (a writer killed mid-write)."""
+    with path.open("a+b", buffering=0) as f:
+        size = f.seek(0, 2)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
+        data = b"".join(line + b"\n" for line in lines)
+        while data:
+            data = data[f.write(data):]
+
+
+class PrivateCopy:
+    """A tuning run's own JSON database, copied from the shared one, merged back batch by batch.
+
+    MetaSchedule reads the copy (seeds are skipped and the cost model is trained on every record
+    the shared database had, as a resumed run expects) and appends to it alone; :meth:`merge`
+    moves what it appended since the last merge into the shared files under the exclusive lock,
+    each record pointing at its workload's line there (the shared line of an identical workload,
+    or a new one). Use as a context manager: the copy is a temporary directory."""
+
+    def __init__(self, shared: Path):
+        self.shared = Path(shared)
+        self.shared.mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="ek-tune-"))
+        with locked(self.shared, exclusive=False):
+            for name in (WORKLOADS_FILE, RECORDS_FILE):
+                (self.work / name).write_bytes(b"".join(l + b"\n" for l in _whole_lines(self.shared / name)))
+        self.merged = len(_whole_lines(self.work / RECORDS_FILE))  # lines of the copy already shared
+        self.new_records = 0
+        self._database = None
+
+    def database(self):
+        """The MetaSchedule database of the copy (one object: seeding and the search share it)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        if self._database is None:
+            self._database = ms.database.JSONDatabase(work_dir=str(self.work))
+        return self._database
+
+    def merge(self) -> int:
+        """Append the records committed to the copy since the last merge to the shared database;
+        returns how many."""
+        records = _whole_lines(self.work / RECORDS_FILE)[self.merged:]
+        if not records:
+            return 0
+        private = _whole_lines(self.work / WORKLOADS_FILE)
+        with locked(self.shared, exclusive=True):
+            shared = _whole_lines(self.shared / WORKLOADS_FILE)
+            index = {line: i for i, line in reversed(list(enumerate(shared)))}  # first occurrence
+            added: list[bytes] = []
+
+            def shared_index(match: re.Match) -> bytes:
+                workload = private[int(match[1])]
+                if workload not in index:
+                    index[workload] = len(shared) + len(added)
+                    added.append(workload)
+                return b"[%d," % index[workload]
+
+            lines = [RECORD_WORKLOAD_INDEX.sub(shared_index, line, count=1) for line in records]
+            _append(self.shared / WORKLOADS_FILE, added)  # workloads first: no record before its workload
+            _append(self.shared / RECORDS_FILE, lines)
+        self.merged += len(records)
+        self.new_records += len(records)
+        return len(records)
+
+    def __enter__(self) -> PrivateCopy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the copy (whatever was not merged by now is dropped)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def merge_callback(copy: PrivateCopy):
+    """A MetaSchedule measure callback merging each committed batch into the shared database."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class MergeCallback(ms.measure_callback.PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            copy.merge()
+
+    return MergeCallback()
 
 
 def open_database(context: edgekit.BuildContext, relax_mod, tvm_target):
@@ -61,9 +213,7 @@ def open_database(context: edgekit.BuildContext, relax_mod, tvm_target):
     directory = database_dir(context.target.tvm_target, context.option(TUNING_DIR_OPTION))
     if record_count(directory) == 0:
         return None, {"tuned": [], "default_best": []}
-    from tvm.s_tir import meta_schedule as ms
-
-    database = ms.database.JSONDatabase(work_dir=str(directory), allow_missing=False)
+    database = load_database(directory)
     return database, tuned_kernels(relax_mod, tvm_target, database, context.target.tvm_target)
 
 
@@ -108,8 +258,10 @@ def tuned_kernels(relax_mod, tvm_target, database, spec: dict[str, Any]) -> dict
 
 def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[str, Any] | None = None,
          trials_per_task: int | None = None, *, progress=None, stop=None,
-         trials_per_batch: int | None = None) -> dict[str, Any]:
-    """Run MetaSchedule on every fused kernel of ``model`` for ``target``; records go to ``directory``.
+         trials_per_batch: int | None = None, copy: PrivateCopy | None = None) -> dict[str, Any]:
+    """Run MetaSchedule on every fused kernel of ``model`` for ``target``; records go to ``directory``
+    through a :class:`PrivateCopy` of it (``copy``, which the caller then owns, or one of its own),
+    merged after every batch.
 
     Host targets measure by time with the local runner; ``rpc`` (tracker host, port, key) measures
     on a device registered with a TVM RPC tracker instead; a Cortex-M target emulated by
@@ -133,31 +285,34 @@ def tune(model, target: edgekit.Target, trials: int, directory: Path, rpc: dict[
     if trials_per_batch is None:
         trials_per_batch = EMULATED_TRIALS_PER_BATCH if measured_by_emulator(target, rpc) else TRIALS_PER_BATCH
     fused = fuse(import_onnx(model), tvm_target(spec))
-    directory.mkdir(parents=True, exist_ok=True)
-    before = record_count(directory)
     import_tensor_intrinsics()
-    callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
-    if progress is not None:
-        # Right after AddToDatabase (first of the defaults): what it reports is committed, and a
-        # stop takes effect before the cost model retrains (a second or more per batch).
-        callbacks.insert(1, progress)
-    try:
-        # The default schedules first, measured like any candidate: the best record is then never
-        # worse than what an untuned build runs, and the search starts from them.
-        seeded, seed_errors = seed_default_schedules(
-            fused, tgt, spec, ms.database.JSONDatabase(work_dir=str(directory)), builder, runner)
-        with _unnamed_log_handlers_set_aside():
-            ms.relax_integration.tune_relax(
-                mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
-                max_trials_per_task=trials_per_task, num_trials_per_iter=min(trials, trials_per_batch),
-                builder=builder, runner=runner, measure_callbacks=callbacks, seed=0)
-    finally:
-        if hasattr(runner, "shutdown"):
-            runner.shutdown()
-        if hasattr(builder, "cleanup"):
-            builder.cleanup()
-    return {"directory": str(directory), "records_before": before, "records_after": record_count(directory),
-            "default_schedules_measured": seeded, "default_schedule_errors": seed_errors}
+    with contextlib.ExitStack() as owned:
+        if copy is None:
+            copy = owned.enter_context(PrivateCopy(directory))
+        # Right after AddToDatabase (first of the defaults) the batch is in the copy: merged at
+        # once, then reported as committed; a stop takes effect before the cost model retrains.
+        callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+        callbacks[1:1] = [merge_callback(copy)] + ([progress] if progress is not None else [])
+        try:
+            # The default schedules first, measured like any candidate: the best record is then
+            # never worse than what an untuned build runs, and the search starts from them.
+            seeded, seed_errors = seed_default_schedules(fused, tgt, spec, copy.database(), builder, runner)
+            copy.merge()
+            with _unnamed_log_handlers_set_aside():  # logs stay in the shared directory's logs/
+                ms.relax_integration.tune_relax(
+                    mod=fused, params={}, target=tgt, work_dir=str(directory), max_trials_global=trials,
+                    max_trials_per_task=trials_per_task, num_trials_per_iter=min(trials, trials_per_batch),
+                    builder=builder, runner=runner, database=copy.database(), measure_callbacks=callbacks,
+                    seed=0)
+        finally:
+            copy.merge()  # a batch committed just before an interruption
+            if hasattr(runner, "shutdown"):
+                runner.shutdown()
+            if hasattr(builder, "cleanup"):
+                builder.cleanup()
+        return {"directory": str(directory), "new_records": copy.new_records,
+                "records_after": record_count(directory),
+                "default_schedules_measured": seeded, "default_schedule_errors": seed_errors}
 
 
 @contextlib.contextmanager

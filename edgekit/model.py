@@ -22,6 +22,8 @@ from edgekit.passes import ModelStats
 # onnxruntime 1.31 refuses newer IR versions than this, though onnx 1.23 can write them.
 RUNTIME_MAX_IR_VERSION = 13
 MIN_OPSET = 11
+# onnxruntime 1.31 refuses default-domain opsets newer than this ("under development" in onnx 1.23).
+RUNTIME_MAX_OPSET = 26
 
 
 def op_key(node: onnx.NodeProto) -> str:
@@ -86,6 +88,13 @@ def validate(model: onnx.ModelProto, where: str) -> None:
     if opset and opset < MIN_OPSET:
         raise UsageError(f"{where}: opset {opset} is older than {MIN_OPSET}; re-export with a newer opset "
                          f"or convert with onnx.version_converter")
+    if opset > RUNTIME_MAX_OPSET:
+        raise UsageError(f"{where}: opset {opset} is newer than {RUNTIME_MAX_OPSET}, the newest onnxruntime "
+                         f"(which verifies every build) supports; re-export with opset {RUNTIME_MAX_OPSET} or older")
+    outputs = [o.name for o in model.graph.output]
+    twice = next((name for k, name in enumerate(outputs) if name in outputs[:k]), None)
+    if twice is not None:
+        raise UsageError(f"{where}: graph output '{twice}' is listed more than once; list each output once")
     from edgekit.verify import onnxruntime_ops
 
     known = onnxruntime_ops()
@@ -94,12 +103,24 @@ def validate(model: onnx.ModelProto, where: str) -> None:
             raise UsageError(f"{where}: node '{node.name}' uses op '{op_key(node)}', which neither ONNX nor "
                              f"onnxruntime defines; edgekit verifies every model with onnxruntime")
     for tensor in model.graph.initializer:
+        values = _initializer_values(tensor, where)
         if tensor.data_type in _FLOAT_TYPES:
-            values = numpy_helper.to_array(tensor)
             if not np.isfinite(values).all():
                 bad = int(np.size(values) - np.isfinite(values).sum())
                 raise UsageError(f"{where}: weight tensor '{tensor.name}' has {bad} NaN or Inf value(s); "
                                  f"fix the training or export that produced them")
+
+
+def _initializer_values(tensor: onnx.TensorProto, where: str) -> np.ndarray:
+    """An initializer as an array; data that does not fit its dims and type (which onnx.checker lets
+    through) is a UsageError naming the tensor, not a numpy error from the first pass to read it."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # ValueError (size), TypeError and KeyError (type) from numpy_helper
+        types = onnx.TensorProto.DataType
+        kind = types.Name(tensor.data_type) if tensor.data_type in types.values() else tensor.data_type
+        raise UsageError(f"{where}: weight tensor '{tensor.name}' (dims {list(tensor.dims)}, type {kind}): its "
+                         f"data does not match its dims and type ({one_line(exc)})") from None
 
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,

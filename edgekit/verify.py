@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,14 +101,26 @@ def run_onnxruntime(model: onnx.ModelProto, inputs: list[Inputs], what: str = "m
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
+    # 4 (fatal only): at 3 a failing kernel also logs its error, in colour, straight to the
+    # terminal; the error raised below is the one line the user gets
+    options.log_severity_level = 4
     try:
         session = ort.InferenceSession(for_runtime(model).SerializeToString(), options,
                                        providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         return [dict(zip(names, session.run(None, feeds))) for feeds in inputs]
     except Exception as exc:
-        raise error(f"onnxruntime cannot run the {what}: {one_line(exc)}") from None
+        raise error(f"onnxruntime cannot run the {what}: {ort_message(exc)}") from None
+
+
+#: What onnxruntime's messages carry for its developers: the status prefix, and the C++ source
+#: location and function signature of the check that failed.
+_ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : |/onnxruntime_src/\S+:\d+ [^(]*\(.*?\)\s*(const\s+)?")
+
+
+def ort_message(exc: BaseException) -> str:
+    """An onnxruntime error as one line a user can read: its message without the noise above."""
+    return _ORT_NOISE.sub("", one_line(exc)).strip() or one_line(exc)
 
 
 @dataclass

@@ -17,7 +17,7 @@ def eliminate_dead_code(model: onnx.ModelProto, context: edgekit.BuildContext) -
     ir_model = ir.serde.deserialize_model(model)
     before_nodes = len(ir_model.graph)
     before_inits = len(ir_model.graph.initializers)
-    common.IdentityEliminationPass()(ir_model)
+    _identity_elimination(common)(ir_model)
     common.RemoveUnusedNodesPass()(ir_model)
     common.RemoveInitializersFromInputsPass()(ir_model)
     removed_nodes = before_nodes - len(ir_model.graph)
@@ -25,3 +25,19 @@ def eliminate_dead_code(model: onnx.ModelProto, context: edgekit.BuildContext) -
     if removed_nodes or removed_inits:
         context.note("removed dead code", nodes=removed_nodes, initializers=removed_inits)
     return ir.serde.serialize_model(ir_model)
+
+
+def _identity_elimination(common):
+    """onnx_ir's IdentityEliminationPass, except that it keeps ``y = Identity(x)`` when x and y are
+    both graph outputs: onnx_ir (1.1) renames x to y there and lists that one value twice, so
+    output x disappears (found by differential fuzzing: two chained Reshapes, both outputs)."""
+
+    class KeepOutputs(common.IdentityEliminationPass):
+        def _try_eliminate_identity_node(self, node) -> bool:
+            x = node.inputs[0] if len(node.inputs) == 1 else None
+            if node.op_type == "Identity" and x is not None and x.is_graph_output() and \
+                    all(y.is_graph_output() for y in node.outputs):
+                return False
+            return super()._try_eliminate_identity_node(node)
+
+    return KeepOutputs()

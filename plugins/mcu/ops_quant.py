@@ -439,6 +439,16 @@ def _lut_function(lw: Lowerer, node: onnx.NodeProto) -> Callable[[np.ndarray], n
                                 dtype=np.float32)
 
 
+def _rescale_layer(lw: Lowerer, count: int, x_q, y_q, relu: bool):
+    """An int8 -> int8 rescale (optionally a Relu) rounded as the build's int8 arithmetic says."""
+    from edgekit.plugins.mcu import qops_layout
+
+    if lw.int8_arithmetic == "tflite":
+        return qops_layout.tflite_rescale_layer(count, x_q, y_q, relu)
+    return qops_layout.lut_layer(count, lambda v: np.maximum(v, 0), x_q, y_q, summary="Relu") if relu \
+        else qops_layout.requantize_layer(count, x_q, y_q)
+
+
 def _emit_unary(lw: Lowerer, g: Group) -> None:
     from edgekit.plugins.mcu import qops_layout
     from edgekit.plugins.mcu.ops_pool import pool_geometry
@@ -458,7 +468,9 @@ def _emit_unary(lw: Lowerer, g: Group) -> None:
             return
         if op == "Transpose":
             raise lw.error(node, "int8 Transpose with different input and output quantization")
-        layer = qops_layout.requantize_layer(count, x.q.pair, g.out_q.pair)
+        layer = _rescale_layer(lw, count, x.q.pair, g.out_q.pair, relu=False)
+    elif op == "Relu" and lw.int8_arithmetic == "tflite":
+        layer = _rescale_layer(lw, count, x.q.pair, g.out_q.pair, relu=True)
     elif op in LUT_OPS:
         layer = qops_layout.lut_layer(count, _lut_function(lw, node), x.q.pair, g.out_q.pair, summary=op)
     elif op in ("MaxPool", "AveragePool"):

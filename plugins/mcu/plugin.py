@@ -66,7 +66,8 @@ class McuBackend(edgekit.Backend):
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
-                                                        plan.arena_bytes, io_bytes)
+                                                        plan.arena_bytes, io_bytes,
+                                                        sum(c.array.nbytes for c in sched.consts.values()))
 
         def io(names):
             return [{"name": sched.io_names.get(n, n), "c_name": sched.tensors[n].c_name,
@@ -156,9 +157,11 @@ def _kernel_library(context: edgekit.BuildContext) -> edgekit.KernelLibrary | No
 
 
 def _measure_within_budget(context: edgekit.BuildContext, out_dir: Path, prefix: str, sources: list[str],
-                           objects: list[str], arena_bytes: int, io_bytes: int) -> tuple[dict, list[str]]:
+                           objects: list[str], arena_bytes: int, io_bytes: int,
+                           const_bytes: int = 0) -> tuple[dict, list[str]]:
     """Code and weight bytes measured with the target's toolchain, checked against its budgets
-    (``--option ignore_budget=true`` records an overrun instead of failing)."""
+    (``--option ignore_budget=true`` records an overrun instead of failing). ``const_bytes``, the
+    constant arrays' size, is a lower bound of the weights known before compiling."""
     target = context.target
     budget_notes: list[str] = []
     ignore_budget = bool(context.option("ignore_budget", False))
@@ -173,6 +176,8 @@ def _measure_within_budget(context: edgekit.BuildContext, out_dir: Path, prefix:
             context.note(f"ignored (option ignore_budget): {exc}")
 
     budget(sizes.check_ram_budget, arena_bytes, io_bytes)  # known before compiling
+    if not ignore_budget:
+        sizes.check_weights_fit(target, const_bytes)
     measured = sizes.measure(out_dir, prefix, sources, target, objects)
     # The -Os figure: a build that does not fit at -Os cannot be made to fit by flags.
     budget(sizes.check_flash_budget, measured["code_bytes"]["Os"], measured["weights_bytes"])

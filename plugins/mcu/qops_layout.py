@@ -34,12 +34,14 @@ def add_rescale(a_q: Q, b_q: Q, y_q: Q) -> tuple[int, int, int]:
     """(a_multiplier, b_multiplier, shift) of int8 Add: s_a/s_y and s_b/s_y as integers of at most
     ADD_MULTIPLIER_BITS bits over one shared shift."""
     ra, rb = np.float64(a_q[0]) / y_q[0], np.float64(b_q[0]) / y_q[0]
-    # the largest shift that keeps both multipliers within ADD_MULTIPLIER_BITS bits
-    shift = int(np.clip(ADD_MULTIPLIER_BITS - 1 - np.floor(np.log2(max(ra, rb))), 1, 30))
-    a_m, b_m = int(np.rint(ra * 2.0 ** shift)), int(np.rint(rb * 2.0 ** shift))
-    if max(a_m, b_m) >= 1 << ADD_MULTIPLIER_BITS:
-        raise ValueError(f"Add rescale {max(ra, rb):g} is too large for the int8 kernel")
-    return a_m, b_m, shift
+    # the largest shift that keeps both multipliers within ADD_MULTIPLIER_BITS bits; one less when
+    # a ratio just below a power of two rounds up to it (s_x/s_y = 0.99999995: 2^22 at shift 22)
+    top = int(np.clip(ADD_MULTIPLIER_BITS - 1 - np.floor(np.log2(max(ra, rb))), 1, 30))
+    for shift in (top, top - 1) if top > 1 else (top,):
+        a_m, b_m = int(np.rint(ra * 2.0 ** shift)), int(np.rint(rb * 2.0 ** shift))
+        if max(a_m, b_m) < 1 << ADD_MULTIPLIER_BITS:
+            return a_m, b_m, shift
+    raise ValueError(f"Add rescale {max(ra, rb):g} is too large for the int8 kernel")
 
 
 def qbinary_layer(op: str, a_shape, b_shape, out_shape, a_q: Q, b_q: Q, y_q: Q,
@@ -153,6 +155,18 @@ def lut_layer(count: int, fn: Callable[[np.ndarray], np.ndarray], x_q: Q, y_q: Q
 
 def requantize_layer(count: int, x_q: Q, y_q: Q) -> QLayer:
     return lut_layer(count, lambda x: x, x_q, y_q, summary="rescale")
+
+
+def tflite_rescale_layer(count: int, x_q: Q, y_q: Q, relu: bool) -> QLayer:
+    """TFLite Micro's int8 QUANTIZE (int8 -> int8) and RELU as a table: ``z_y + (v - z_x)`` rescaled by
+    ``s_x / s_y`` with MultiplyByQuantizedMultiplier's double rounding (ties away from zero, where
+    DQ -> op -> Q rounds them to even), clamped to int8 (RELU: from ``z_y`` up)."""
+    values = np.arange(-128, 128, dtype=np.int64)
+    multiplier, shift = qmath.quantize_multiplier(float(np.float64(x_q[0]) / np.float64(y_q[0])))
+    scaled = qmath.requantize_tflite(values - x_q[1], multiplier, shift) + y_q[1]
+    table = np.clip(scaled, max(-128, y_q[1]) if relu else -128, 127).astype(np.int8)
+    return QLayer("ek_lut_s8", "ek_quant", "ek_lut_params", {"size": int(count)}, consts=[("table", table)],
+                  inplace=True, summary=f"{'Relu' if relu else 'rescale'} as a 256-entry table (TFLite rounding)")
 
 
 def add_epilogue(conv_q: Q, residual_q: Q, y_q: Q, act: tuple[float | None, float | None],

@@ -115,6 +115,15 @@ def check_ram_budget(target: Target, arena_bytes: int, io_bytes: int) -> None:
             f" quantize with --quantize int8, or choose a larger target")
 
 
+def check_weights_fit(target: Target, weights_bytes: int) -> None:
+    """BuildError when the constant arrays alone exceed the target's flash: checked before compiling,
+    since compiling megabytes of weights to measure them takes minutes and gigabytes."""
+    if target.flash_bytes and weights_bytes > target.flash_bytes:
+        raise BuildError(
+            f"model does not fit target '{target.name}': its weights alone are {weights_bytes} B > "
+            f"{target.flash_bytes} B of flash; quantize with --quantize int8, or choose a larger target")
+
+
 def check_flash_budget(target: Target, code_bytes: int, weights_bytes: int) -> None:
     """BuildError when code + weights exceed the target's flash (0 = unlimited)."""
     flash = code_bytes + weights_bytes

@@ -43,6 +43,18 @@ AXIS_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "MUL",
              "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "CONCATENATION", "PAD", "MEAN", "LOGISTIC", "TANH",
              "RELU", "RELU6", "RELU_N1_TO_1")
+#: Operator -> (fewest, most) inputs (most None: any number).
+ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
+         "RESHAPE": (1, 2), "CONCATENATION": (1, None), "PAD": (2, 2), "MEAN": (2, 2)}
+#: Inputs a file may omit (index -1): the bias, RESHAPE's shape tensor (the options hold it).
+OPTIONAL_INPUTS = {"CONV_2D": (2,), "DEPTHWISE_CONV_2D": (2,), "FULLY_CONNECTED": (2,), "RESHAPE": (1,)}
+#: Operators whose output has their (first) input's shape.
+SAME_SHAPE_OPS = ("SOFTMAX", "QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1")
+#: Operator -> {input: rank} the handler indexes by.
+INPUT_RANKS = {"CONV_2D": {0: 4, 1: 4}, "DEPTHWISE_CONV_2D": {0: 4, 1: 4}, "FULLY_CONNECTED": {1: 2},
+               "AVERAGE_POOL_2D": {0: 4}, "MAX_POOL_2D": {0: 4}}
+#: Options that are sizes or step lengths: 0 or negative divides by zero or loops backwards.
+POSITIVE_OPTIONS = ("StrideH", "StrideW", "FilterHeight", "FilterWidth", "DilationHFactor", "DilationWFactor")
 ONNX_TYPES = {np.float32: TensorProto.FLOAT, np.int8: TensorProto.INT8, np.int32: TensorProto.INT32,
               np.uint8: TensorProto.UINT8, np.int64: TensorProto.INT64, np.int16: TensorProto.INT16}
 
@@ -291,6 +303,7 @@ class _Converter:
             if handler is None:
                 raise UsageError(f"{self.where}: operator {op.index} ({op.op}) is not supported by the TFLite "
                                  f"importer (supported: {', '.join(SUPPORTED)})")
+            self.check_operator(op)
             for t in [*op.inputs, *op.outputs]:
                 if t >= 0 and not self.tensor(t).is_const:
                     self.check_activation_type(t)
@@ -316,6 +329,63 @@ class _Converter:
 
             model.metadata_props.add(key=METADATA_KEY, value="tflite")
         return Converted(model, self.quantized, dict(self.q), dict(self.f), set(self.nchw), op_outputs)
+
+    # -- what every handler may assume ----------------------------------------------------------------
+
+    def check_operator(self, op: Operator) -> None:
+        """The operator's wiring and options as its handler reads them: input and output counts,
+        no omitted (-1) required input, a non-constant output, ranks and positive spatial options.
+        A file that gets one wrong is refused naming the operator, not with an IndexError inside."""
+        fewest, most = ARITY.get(op.op, (1, 1))
+        if not fewest <= len(op.inputs) <= (most or len(op.inputs)):
+            expected = f"{fewest}" if fewest == most else f"{fewest} to {most or 'any number of'}"
+            raise self.error(f"has {len(op.inputs)} input(s), expected {expected}")
+        omitted = [k for k, t in enumerate(op.inputs) if t < 0 and k not in OPTIONAL_INPUTS.get(op.op, ())]
+        if omitted:
+            raise self.error(f"input {omitted[0]} is omitted (-1), but it is required")
+        if len(op.outputs) != 1:
+            raise self.error(f"has {len(op.outputs)} outputs, expected 1")
+        if self.tensor(op.outputs[0]).is_const:
+            raise self.error(f"writes tensor {op.outputs[0]}, which is a constant")
+        for k, rank in INPUT_RANKS.get(op.op, {}).items():
+            shape = self.tensor(op.inputs[k]).shape
+            if len(shape) != rank or 0 in shape:
+                raise self.error(f"input {k} (tensor {op.inputs[k]}) has shape {list(shape)}, "
+                                 f"expected {rank}-D and non-empty")
+        self.check_output_shape(op)
+        if op.op in ("AVERAGE_POOL_2D", "MAX_POOL_2D") and "FilterHeight" not in op.options:
+            raise self.error("has no Pool2DOptions (filter size and strides)")
+        bad = {k: v for k, v in op.options.items() if k in POSITIVE_OPTIONS and v < 1}
+        if bad:
+            raise self.error(", ".join(f"{k} {v}" for k, v in bad.items()) + ": must be at least 1")
+
+    def check_output_shape(self, op: Operator) -> None:
+        """Element-wise ops write their input's shape (binary ones the broadcast of both): the
+        layout change relies on it (an NCHW input makes an NCHW output)."""
+        shapes = [self.tensor(t).shape for t in op.inputs]
+        out = self.tensor(op.outputs[0]).shape
+        if op.op in SAME_SHAPE_OPS:
+            expected = shapes[0]
+        elif op.op in ("ADD", "MUL"):
+            try:
+                expected = np.broadcast_shapes(*shapes)
+            except ValueError:
+                raise self.error(f"input shapes {[list(s) for s in shapes]} do not broadcast") from None
+        else:
+            return
+        if tuple(out) != tuple(expected):
+            raise self.error(f"output tensor {op.outputs[0]} has shape {list(out)}, expected {list(expected)}")
+
+    def _same_quantization(self, op: Operator) -> None:
+        """An int8 clamp (RELU6, RELU_N1_TO_1) whose output is quantized as its input: TFLite Micro
+        clamps the int8 values without rescaling them (TFLite rescales), so a file whose two
+        quantizations differ has no single meaning (TFLite's converter never writes one)."""
+        x, y = (self.tensor(t) for t in (op.inputs[0], op.outputs[0]))
+        if self.is_q(op.inputs[0]) and self.is_q(op.outputs[0]) and (
+                x.quant.scale[0] != y.quant.scale[0] or x.quant.zero_point[0] != y.quant.zero_point[0]):
+            raise self.error(f"int8 input and output quantization differ ({x.quant.scale[0]:.6g}, "
+                             f"{int(x.quant.zero_point[0])} vs {y.quant.scale[0]:.6g}, {int(y.quant.zero_point[0])}): "
+                             f"TFLite Micro clamps without rescaling; give both the same quantization")
 
     # spatial ops
 
@@ -435,6 +505,9 @@ class _Converter:
         n, k = weights.shape
         x_shape = self.tensor(x).shape
         m = int(np.prod(x_shape)) // k
+        if m * k != int(np.prod(x_shape)) or m * n != int(np.prod(self.tensor(op.outputs[0]).shape)):
+            raise self.error(f"input {list(x_shape)}, weights {[n, k]} and output "
+                             f"{list(self.tensor(op.outputs[0]).shape)} do not fit together")
         steps = self.to_tflite_order(x)
         if tuple(x_shape) != (m, k):
             steps.append(("Reshape", [m, k]))
@@ -547,6 +620,7 @@ class _Converter:
         self._unary(op, "Relu")
 
     def _clip(self, op, lo: float, hi: float):
+        self._same_quantization(op)
         self._unary(op, "Clip", self.init(np.array(lo, dtype=np.float32), "clip_min"),
                     self.init(np.array(hi, dtype=np.float32), "clip_max"))
 

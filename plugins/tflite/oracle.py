@@ -30,18 +30,33 @@ from edgekit.plugins.tflite.reader import Subgraph
 VIEW_OPS = ("RESHAPE",)
 
 
+#: TFLite Micro's bookkeeping in the arena beyond the tensors (per-op and per-tensor structs).
+ARENA_OVERHEAD_BYTES = 64 * 1024
+
+
+def arena_size(sg: Subgraph, file_bytes: int) -> int:
+    """A tensor arena that holds every tensor at once (``preserve`` keeps them all), with room to
+    spare. The tflite-micro package's default, 10x the file's size, is too small for a small model
+    with large activations, and its interpreter then crashes the process (a segfault, not an error)."""
+    tensors = sum(int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype or np.float32).itemsize
+                  for t in sg.tensors)
+    return max(10 * file_bytes, 2 * tensors + ARENA_OVERHEAD_BYTES)
+
+
 class TflmOracle:
     """TFLite Micro's interpreter for one model file."""
 
     def __init__(self, path: str | Path, preserve: bool = False):
         from tflite_micro.python.tflite_micro import runtime
 
-        config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else \
-            runtime.InterpreterConfig.kAllocationRecording
-        self.interpreter = runtime.Interpreter.from_file(str(path), intrepreter_config=config)
         from edgekit.plugins.tflite.reader import read
 
-        self.n_outputs = len(read(path).outputs)
+        config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else \
+            runtime.InterpreterConfig.kAllocationRecording
+        sg = read(path)
+        self.interpreter = runtime.Interpreter.from_file(str(path), intrepreter_config=config,
+                                                         arena_size=arena_size(sg, Path(path).stat().st_size))
+        self.n_outputs = len(sg.outputs)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         for i, x in enumerate(inputs):

@@ -147,31 +147,13 @@ def read_bytes(buf: bytes, where: str = "model") -> Subgraph:
             raise UsageError(f"{where}: the model has no subgraph")
         sg = model.Subgraphs(0)
         names, option_classes = _builtin_names(), _options_class_names()
-        tensors = []
-        for i in range(sg.TensorsLength()):
-            t = sg.Tensors(i)
-            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if not t.ShapeIsNone() else ()
-            dtype = DTYPES.get(t.Type())
-            data = None
-            b = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
-            if b is not None and not b.DataIsNone() and b.DataLength() > 0:
-                if dtype is None:
-                    raise UsageError(f"{where}: tensor {i} ('{t.Name().decode()}') has TFLite type {t.Type()}, "
-                                     f"which the importer does not read")
-                data = np.frombuffer(b.DataAsNumpy().tobytes(), dtype=dtype).reshape(shape)
-            elif b is not None and b.Offset() > 1:  # large models keep buffers past the flatbuffer
-                raw = buf[b.Offset():b.Offset() + b.Size()]
-                data = np.frombuffer(raw, dtype=dtype).reshape(shape)
-            quant = None
-            q = t.Quantization()
-            if q is not None and not q.ScaleIsNone() and q.ScaleLength() > 0:
-                zp = q.ZeroPointAsNumpy() if not q.ZeroPointIsNone() else np.zeros(q.ScaleLength(), np.int64)
-                quant = Quant(np.asarray(q.ScaleAsNumpy(), dtype=np.float32),
-                              np.asarray(zp, dtype=np.int64), int(q.QuantizedDimension()))
-            tensors.append(Tensor(i, t.Name().decode(errors="replace"), shape, dtype, int(t.Type()), data, quant))
+        tensors = [_tensor(model, buf, sg.Tensors(i), i, where) for i in range(sg.TensorsLength())]
         operators = []
         for i in range(sg.OperatorsLength()):
             op = sg.Operators(i)
+            if op.OpcodeIndex() >= model.OperatorCodesLength():
+                raise UsageError(f"{where}: operator {i} has opcode index {op.OpcodeIndex()}, but the file "
+                                 f"defines {model.OperatorCodesLength()} operator code(s)")
             code = model.OperatorCodes(op.OpcodeIndex())
             builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
             name = names.get(builtin, f"BUILTIN_{builtin}")
@@ -188,4 +170,90 @@ def read_bytes(buf: bytes, where: str = "model") -> Subgraph:
         raise
     except Exception as exc:  # a truncated or corrupt flatbuffer raises from deep in the accessors
         raise UsageError(f"{where}: corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
-    return Subgraph(tensors, operators, inputs, outputs, desc)
+    subgraph = Subgraph(tensors, operators, inputs, outputs, desc)
+    check_indices(subgraph, where)
+    return subgraph
+
+
+def _tensor(model, buf: bytes, t, i: int, where: str) -> Tensor:
+    """Tensor ``i`` with its constant data and quantization; a shape, buffer or quantization the
+    file gets wrong is a UsageError naming the tensor (not a numpy error from deep in a reshape)."""
+    name = t.Name().decode(errors="replace") if t.Name() is not None else ""
+    what = f"{where}: tensor {i} ('{name}')"
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if not t.ShapeIsNone() else ()
+    if any(d < 0 for d in shape):
+        raise UsageError(f"{what} has shape {list(shape)}: a negative dim (dynamic shapes are not read; "
+                         f"re-export with a fixed shape)")
+    dtype = DTYPES.get(t.Type())
+    if t.Buffer() >= model.BuffersLength():
+        raise UsageError(f"{what} refers to buffer {t.Buffer()}, but the file has {model.BuffersLength()}")
+    b = model.Buffers(t.Buffer())
+    raw = None
+    if not b.DataIsNone() and b.DataLength() > 0:
+        raw = b.DataAsNumpy().tobytes()
+    elif b.Offset() > 1:  # large models keep buffers past the flatbuffer
+        if b.Offset() + b.Size() > len(buf):
+            raise UsageError(f"{what}: its buffer {t.Buffer()} lies past the end of the file "
+                             f"(bytes {b.Offset()}..{b.Offset() + b.Size()} of {len(buf)}); is it truncated?")
+        raw = buf[b.Offset():b.Offset() + b.Size()]
+    data = None if raw is None else _constant(raw, shape, dtype, t.Type(), what)
+    return Tensor(i, name, shape, dtype, int(t.Type()), data, _quantization(t.Quantization(), dtype, shape, what))
+
+
+def _constant(raw: bytes, shape: tuple[int, ...], dtype, type_code: int, what: str) -> np.ndarray:
+    if dtype is None:
+        raise UsageError(f"{what} has TFLite type {type_code}, which the importer does not read")
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if len(raw) != expected:
+        raise UsageError(f"{what}: its buffer holds {len(raw)} bytes, but shape {list(shape)} of "
+                         f"{np.dtype(dtype).name} needs {expected}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+#: The smallest usable scale: the smallest normal float32. A denormal scale makes requantization
+#: multipliers no Q31 fixed-point multiplier holds (and TFLite Micro's rounding of them differs).
+MIN_SCALE = float(np.finfo(np.float32).tiny)
+#: int8 tensors' zero points lie in int8's range.
+INT8_RANGE = (-128, 127)
+
+
+def _quantization(q, dtype, shape: tuple[int, ...], what: str) -> Quant | None:
+    """The tensor's scales and zero points, refused where no kernel could compute with them: a scale
+    that is not finite and positive, a zero point outside int8 for an int8 tensor, per-channel
+    parameters whose counts or dimension do not fit the shape."""
+    if q is None or q.ScaleIsNone() or q.ScaleLength() == 0:
+        return None
+    scale = np.asarray(q.ScaleAsNumpy(), dtype=np.float32)
+    zp = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64) if not q.ZeroPointIsNone() else np.zeros(scale.size, np.int64)
+    axis = int(q.QuantizedDimension())
+    usable = np.isfinite(scale) & (scale >= MIN_SCALE)
+    if not usable.all():
+        raise UsageError(f"{what} has quantization scale(s) {scale[~usable][:4].tolist()}; scales must be "
+                         f"finite and positive (and not denormal: at least {MIN_SCALE:.3g})")
+    if zp.size != scale.size:
+        raise UsageError(f"{what} has {scale.size} quantization scale(s) but {zp.size} zero point(s)")
+    if dtype is np.int8 and ((zp < INT8_RANGE[0]) | (zp > INT8_RANGE[1])).any():
+        raise UsageError(f"{what} is int8 with zero point(s) {zp[(zp < -128) | (zp > 127)][:4].tolist()} "
+                         f"outside [-128, 127]")
+    if scale.size > 1 and not (0 <= axis < len(shape) and shape[axis] == scale.size):
+        raise UsageError(f"{what} has {scale.size} per-channel scales along dimension {axis}, "
+                         f"which does not fit its shape {list(shape)}")
+    return Quant(scale, zp, axis)
+
+
+def check_indices(sg: Subgraph, where: str) -> None:
+    """Every tensor index the graph uses names a tensor (-1, an omitted optional input, only among
+    operator inputs): a wrong index is a UsageError naming the operator, not an IndexError later,
+    nor (negative) silently another tensor."""
+    n = len(sg.tensors)
+
+    def check(indices, what: str, optional: bool) -> None:
+        bad = [t for t in indices if not (0 <= t < n or (optional and t == -1))]
+        if bad:
+            raise UsageError(f"{where}: {what} refers to tensor {bad[0]}, but the subgraph has {n} tensors")
+
+    check(sg.inputs, "the subgraph's inputs", False)
+    check(sg.outputs, "the subgraph's outputs", False)
+    for op in sg.operators:
+        check(op.inputs, f"operator {op.index} ({op.op}) input", True)
+        check(op.outputs, f"operator {op.index} ({op.op}) output", False)

@@ -177,9 +177,12 @@ def _conv(draw, b: GraphBuilder, src: str) -> str:
     return b.add("Conv", inputs, kernel_shape=[kh, kw], pads=pads, strides=stride, group=group)
 
 
-def _pool(draw, b: GraphBuilder, src: str) -> str:
+POOLS = ["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]
+
+
+def _pool(draw, b: GraphBuilder, src: str, ops: list[str] = POOLS) -> str:
     _, _, h, w = b.shapes[src]
-    op = draw(st.sampled_from(["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]))
+    op = draw(st.sampled_from(ops))
     if op.startswith("Global"):
         return b.add(op, [src])
     kh, kw = draw(st.integers(1, min(3, h))), draw(st.integers(1, min(3, w)))
@@ -204,17 +207,28 @@ ANY_RANK = [_unary, _binary, _softmax, _transpose, _reshape, _concat, _reduce, _
 RANK4 = [_conv, _pool]
 
 
-@st.composite
-def graphs(draw, max_ops: int = 6) -> onnx.ModelProto:
-    rank = draw(st.integers(2, 4))
-    shape = [1] + [draw(st.integers(1, 6)) for _ in range(rank - 1)]
-    b = GraphBuilder(shape)
-    for _ in range(draw(st.integers(1, max_ops))):
+def build_random(draw, b: GraphBuilder, any_rank: list, rank4: list, ops: int,
+                 rank4_first: bool = False) -> onnx.ModelProto:
+    """``ops`` nodes, each made by a maker drawn for a source drawn from every tensor so far (makers
+    in ``rank4`` only for 4-D sources), then one or two of the tensors as graph outputs. Shared by
+    every generator here: they differ only in their op makers. Hypothesis draws the first entries
+    of a list most often: ``rank4_first`` puts the 4-D makers (conv, pools) there."""
+    for _ in range(ops):
         src = draw(st.sampled_from(b.order))
-        makers = ANY_RANK + (RANK4 if len(b.shapes[src]) == 4 else [])
+        extra = rank4 if len(b.shapes[src]) == 4 else []
+        makers = extra + any_rank if rank4_first else any_rank + extra
         draw(st.sampled_from(makers))(draw, b, src)
     produced = [t for t in b.order if t != "x"]
     outputs = [produced[-1]]
     if len(produced) > 1 and draw(st.booleans()):
         outputs.append(draw(st.sampled_from(produced[:-1])))
     return b.model(outputs)
+
+
+@st.composite
+def graphs(draw, max_ops: int = 6, any_rank: list | None = None, rank4: list | None = None) -> onnx.ModelProto:
+    """Float graphs over ``any_rank``/``rank4`` makers (default: every float op mcu-c claims)."""
+    rank = draw(st.integers(2, 4))
+    shape = [1] + [draw(st.integers(1, 6)) for _ in range(rank - 1)]
+    return build_random(draw, GraphBuilder(shape), ANY_RANK if any_rank is None else any_rank,
+                        RANK4 if rank4 is None else rank4, draw(st.integers(1, max_ops)))
