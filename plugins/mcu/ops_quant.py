@@ -506,7 +506,10 @@ def try_lower(lw: Lowerer, node: onnx.NodeProto) -> bool:
     g = match(lw, node)
     if g is None:
         return False
-    EMITTERS.get(node.op_type, _emit_unary)(lw, g)
+    try:
+        EMITTERS.get(node.op_type, _emit_unary)(lw, g)
+    except ValueError as exc:  # qmath/qops_layout: what no int8 kernel holds (a scale ratio, a rank)
+        raise lw.error(node, str(exc)) from None
     lw.schedule.int8_nodes.append(lw.node_name(node))
     return True
 

@@ -297,3 +297,13 @@ def test_int8_relu_that_rescales_is_bit_exact_with_tflite_micro(tmp_path):
     0.4375 x (q - 15) has ties, which TFLite Micro's ReluQuantized rounds away from zero (found by
     fuzzing: the table rounded them to even, 1 value in 8 was 1 LSB off)."""
     assert differential(_int8_unary("RELU", (0.035, 15), (0.08, 15)), tmp_path, samples=4) is None
+
+
+def test_scales_no_int8_kernel_can_hold_fail_the_build_naming_the_node(tmp_path):
+    """An output scale of 1e-30 (normal, so the importer takes it): s_in / s_out = 3.5e28 is beyond
+    any Q31 multiplier and shift. Found by fuzzing: a bare ValueError from the back end's plugin."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tw.write(_int8_unary("RELU", (0.035, 15), (1e-30, 15))))
+    outcome = contract.check(path, tmp_path / "out")
+    assert outcome.finding is None and outcome.code == 1, (outcome.finding, outcome.stderr)
+    assert "(op Relu)" in outcome.stderr and "too large for a Q31 multiplier" in outcome.stderr, outcome.stderr
