@@ -5,9 +5,9 @@ each run compared with onnxruntime. Runs, each with its own count:
     --board-examples        the same on the emulated cortex-m4 and cortex-m0plus
     --int8-examples         int8 graphs (tests/hardening/int8_graphs.py), --quantize int8, host + sanitizers
     --int8-tflite-examples  the same with --option int8_arithmetic=tflite (quantized ops only)
-    --int8-board-examples   int8 graphs on the emulated cortex-m4
+    --int8-board-examples   int8 graphs on the emulated cortex-m4 and cortex-m0plus
     --tvm-examples          float graphs, --backend tvm on x86-64
-    --tvm-board-examples    float graphs, --kernels tvm under mcu-c on the emulated cortex-m4
+    --tvm-board-examples    float graphs, --kernels tvm under mcu-c on the emulated cortex-m4 and cortex-m0plus
 
 Prints per run how many graphs ran, the op mix (and, for int8, the mix of layers that ran as int8
 kernels), and every failure as it is found (the error and the graph as text, to turn into a
@@ -62,8 +62,10 @@ RUNS = [
     # TFLite's rounding is held to the step bound only: no float-only ops (see int8_graphs)
     Run("int8_tflite_examples", "x86-64", "int8-tflite", partial(int8_graphs, quantized_only=True), 6),
     Run("int8_board_examples", "cortex-m4", "int8", int8_graphs, 5),
+    Run("int8_board_examples", "cortex-m0plus", "int8", int8_graphs, 5),
     Run("tvm_examples", "x86-64", "tvm", graphs, 6),
     Run("tvm_board_examples", "cortex-m4", "tvm", graphs, 4),
+    Run("tvm_board_examples", "cortex-m0plus", "tvm", graphs, 4),
 ]
 
 

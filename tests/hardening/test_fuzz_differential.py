@@ -5,9 +5,10 @@ compared with onnxruntime by the build itself:
   and UBSan, and a smaller set on the emulated cortex-m4 and cortex-m0plus;
 - int8 graphs (tests/hardening/int8_graphs.py) with ``--quantize int8``: mcu-c's integer kernels on
   the host under the sanitizers (onnxruntime's rounding; TFLite's, on graphs of quantized ops
-  only) and on the emulated cortex-m4, within the back end's quantization-step tolerance of the
-  QDQ model's exact arithmetic;
-- float graphs with TVM's kernels: ``--backend tvm`` on x86-64, ``--kernels tvm`` on the cortex-m4.
+  only) and on the emulated cortex-m4 and cortex-m0plus, within the back end's quantization-step
+  tolerance of the QDQ model's exact arithmetic;
+- float graphs with TVM's kernels: ``--backend tvm`` on x86-64, ``--kernels tvm`` on the cortex-m4 and
+  cortex-m0plus.
 
 CI runs a bounded number of examples; benchmarks/fuzz.py runs hundreds and more."""
 
@@ -84,6 +85,7 @@ def test_random_graphs_on_emulated_boards_match_onnxruntime(target):
     ("x86-64", "int8", INT8_HOST_EXAMPLES, 0.5),
     ("x86-64", "int8-tflite", INT8_TFLITE_EXAMPLES, 0.0),
     ("cortex-m4", "int8", INT8_BOARD_EXAMPLES, 0.0),
+    ("cortex-m0plus", "int8", INT8_BOARD_EXAMPLES, 0.0),
 ])
 def test_random_int8_graphs_match_the_quantized_model(target, flavour, examples, int8_share):
     """--quantize int8 builds of random graphs agree with the QDQ model within the step bound,
@@ -101,7 +103,8 @@ def test_random_int8_graphs_match_the_quantized_model(target, flavour, examples,
     assert sum(ran_int8) > int8_share * len(ran_int8), f"int8 kernels ran in {sum(ran_int8)} of {len(ran_int8)}"
 
 
-@pytest.mark.parametrize("target,examples", [("x86-64", TVM_HOST_EXAMPLES), ("cortex-m4", TVM_BOARD_EXAMPLES)])
+@pytest.mark.parametrize("target,examples", [("x86-64", TVM_HOST_EXAMPLES), ("cortex-m4", TVM_BOARD_EXAMPLES),
+                                             ("cortex-m0plus", TVM_BOARD_EXAMPLES)])
 def test_random_graphs_with_tvm_kernels_match_onnxruntime(target, examples):
     @settings(FUZZ, max_examples=examples)
     @given(graphs(max_ops=6 if target == "x86-64" else 4))
