@@ -31,7 +31,8 @@ import numpy as np
 
 from edgekit.plugins.harness import counting
 from edgekit.plugins.harness.compile import WARNINGS, compile_objects, run_tool
-from edgekit.plugins.harness.firmware import FIRMWARE_DIR, MemoryMap, linker_script
+from edgekit.plugins.harness.firmware import (FIRMWARE_DIR, LINK_SPECS, MemoryMap, harness_program_sources,
+                                              linker_script)
 from edgekit.plugins.mcu.weight_layout import (conv2d_scratch_floats, pack_conv2d_weights,
                                                pack_conv_transpose2d_weights, pack_gemm_weights)
 
@@ -275,13 +276,14 @@ def build_elf(layer, opt: str, work: Path, seed: int, target: str = "cortex-m4")
     flags = [*cpu_flags, opt, "-ffunction-sections", "-fdata-sections", *WARNINGS,
              f"-I{KERNELS}", f"-I{FIRMWARE_DIR}"]
     kernel = "ek_gemm.c" if isinstance(layer, Dense) else "ek_conv.c"
+    # The harness start-up, markers and UART frames (exit status): no semihosting.
     units = [(KERNELS / kernel, flags), (main, flags)] + [
-        (FIRMWARE_DIR / name, flags) for name in ("ek_startup.c", "ek_markers.c", "ek_semihost.c")]
+        (src, flags) for src in harness_program_sources(TARGETS[target][1]["machine"])]
     objects = compile_objects(CC, units, work / "obj", f"benchmark {layer.name}")
     script = work / "app.ld"
     script.write_text(linker_script(MEMORY, 16 * 1024, 4 * 1024), encoding="utf-8")
     elf = work / "app.elf"
-    run_tool([CC, *cpu_flags, opt, "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs",
+    run_tool([CC, *cpu_flags, opt, "-nostartfiles", *LINK_SPECS,
               "-Wl,--gc-sections", "-T", str(script), *map(str, objects), "-lm", "-o", str(elf)],
              f"linking benchmark {layer.name}")
     return elf

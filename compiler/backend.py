@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import edgekit
+from edgekit.naming import library_prefix
 
 HOST_RUNNER = "tvm-host"
 EMULATED_RUNNER = "qemu-user"
@@ -150,7 +151,7 @@ def write_cpu_sources(plan, context: edgekit.BuildContext, out_dir: Path) -> dic
     """Write header, driver, weight blob + assembly unit, loader program and Python loader."""
     from edgekit.compiler import driver_c
 
-    name = driver_c.c_name(context.option("name", "model"))
+    name = library_prefix(context.option("name", "model"))
     blob, offsets = driver_c.weight_blob(plan)
     (out_dir / WEIGHTS_FILE).write_bytes(blob)
     sources = {
@@ -172,7 +173,7 @@ def write_moe_sources(split, plans: dict, context: edgekit.BuildContext, out_dir
     every part's plan, the shared weight blob, and mcu-c's ``ek_moe`` kernel files."""
     from edgekit.compiler import driver_c, driver_moe
 
-    name = driver_c.c_name(context.option("name", "model"))
+    name = library_prefix(context.option("name", "model"))
     blob, offsets = driver_c.shared_weight_blob(list(plans.values()))
     (out_dir / WEIGHTS_FILE).write_bytes(blob)
     interface = driver_moe.interface_plan(split)

@@ -12,12 +12,12 @@ counting) and the weight blob layout.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.compiler.lower import Plan
+from edgekit.naming import SymbolTable, require_identifier
 
 BLOB_ALIGN = 64  # weight, arena and I/O alignment: a cache line, and what TVM kernels assume
 MISALIGNED_STATUS = -2  # what <name>_run returns for a NULL or misaligned input/output
@@ -25,12 +25,6 @@ MARK_BEGIN = "ek_inference_begin"
 MARK_END = "ek_inference_end"
 
 _DL_TYPES = {"f": ("kDLFloat", 2), "i": ("kDLInt", 0), "u": ("kDLUInt", 1), "b": ("kDLBool", 6)}
-
-
-def c_name(name: str) -> str:
-    """A C identifier made from a model name (``my-model`` → ``my_model``)."""
-    ident = re.sub(r"\W", "_", name)
-    return ident if re.match(r"[A-Za-z_]", ident) else f"m_{ident}"
 
 
 def weight_blob(plan: Plan) -> tuple[bytes, list[int]]:
@@ -97,7 +91,7 @@ def emit_driver(plan: Plan, name: str, weight_offsets: list[int]) -> str:
     out += runtime_support()
     out += kernel_declarations(plan.kernels())
     lines, idents = tensor_declarations(plan, "", lambda index, offset: f"arena{index} + {offset}",
-                                        f"{name}_weights", weight_offsets)
+                                        f"{name}_weights", weight_offsets, driver_symbols(name))
     out += lines
     out += call_helper(max((len(c.args) for c in plan.calls), default=0))
     out.append(f"int {name}_run(const void *const inputs[], void *const outputs[]) {{")
@@ -159,17 +153,29 @@ def runtime_support() -> list[str]:
 
 
 def kernel_declarations(kernels: list[str]) -> list[str]:
+    for kernel in kernels:  # TVM names its kernels; still, only identifiers reach the C
+        require_identifier(kernel, "TVM kernel name")
     return [*(f"int __tvm_ffi_{kernel}(void *self, const TVMFFIAny *args, int32_t num_args, TVMFFIAny *result);"
               for kernel in kernels), ""]
 
 
-def tensor_declarations(plan: Plan, prefix: str, storage, weights: str,
-                        weight_offsets: list[int]) -> tuple[list[str], dict[str, str]]:
-    """A static DLTensor per slot of ``plan`` (identifiers ``<prefix>t<i>_<name>``): storage
-    slots at ``storage(index, offset)``, constants at ``weights + weight_offsets[index]``, inputs
-    and outputs set per call. Returns the lines and the identifier of each slot."""
-    # Position-prefixed identifiers: distinct even when two tensor names sanitize alike.
-    idents = {slot_name: f"{prefix}t{i}_{c_name(slot_name)}" for i, slot_name in enumerate(plan.slots)}
+def driver_symbols(name: str) -> SymbolTable:
+    """The identifier table of a driver source: the library's API (``<name>_*``) and the driver's
+    own names are taken before any tensor is named."""
+    table = SymbolTable(reserved=("inputs", "outputs", "status", "i", "n", "args", "result", "tensors",
+                                  "kernel", "flambda", "cdata", "num_task", "env", "penv", "task_id"))
+    table.reserve_prefix(f"{name}_", "arena")
+    return table
+
+
+def tensor_declarations(plan: Plan, prefix: str, storage, weights: str, weight_offsets: list[int],
+                        symbols: SymbolTable) -> tuple[list[str], dict[str, str]]:
+    """A static DLTensor per slot of ``plan`` (identifiers ``<prefix>t<i>_<name>``, claimed in
+    ``symbols``): storage slots at ``storage(index, offset)``, constants at ``weights +
+    weight_offsets[index]``, inputs and outputs set per call. Returns the lines and the identifier
+    of each slot."""
+    idents = {slot_name: symbols.claim((prefix, slot_name), f"{prefix}t{i}_{slot_name}", ("{}", "{}_shape"))
+              for i, slot_name in enumerate(plan.slots)}
     out = []
     for slot_name, slot in plan.slots.items():
         ident = idents[slot_name]

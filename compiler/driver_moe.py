@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgekit.compiler import driver_c
-from edgekit.compiler.driver_c import BLOB_ALIGN, c_name
+from edgekit.compiler.driver_c import BLOB_ALIGN
+from edgekit.naming import c_comment, identifier
 from edgekit.compiler.lower import Plan, Slot
 from edgekit.compiler.moe_split import LayerStep
 
@@ -80,7 +81,7 @@ def buffers(split: Split) -> dict[str, tuple[str, int]]:
         if name in split.inputs or name in split.outputs:
             continue
         shape, dtype = split.tensors[name]
-        result[name] = (f"ek_b{len(result)}_{c_name(name)}", int(np.prod(shape, dtype=np.int64)) *
+        result[name] = (f"ek_b{len(result)}_{identifier(name)}", int(np.prod(shape, dtype=np.int64)) *
                         np.dtype(dtype).itemsize)
     return result
 
@@ -101,17 +102,19 @@ def emit_moe_driver(split: Split, plans: dict[str, Plan], name: str, weight_offs
         shape, dtype = split.tensors[tensor]
         ctype = _C_TYPES[dtype]
         count = max(1, nbytes // np.dtype(dtype).itemsize)
-        out.append(f"static {ctype} {ident}[{count}] __attribute__((aligned({BLOB_ALIGN}))); /* '{tensor}' {shape} */")
+        out.append(f"static {ctype} {ident}[{count}] __attribute__((aligned({BLOB_ALIGN}))); /* '{c_comment(tensor)}' {shape} */")
     out.append("")
     out += driver_c.runtime_support()
     out += driver_c.kernel_declarations(sorted({k for p in plans.values() for k in p.kernels()}))
     idents: dict[str, dict[str, str]] = {}
+    symbols = driver_c.driver_symbols(name)
+    symbols.reserve(*(f"{part}_row" for part in plans), *(ident for ident, _ in bufs.values()))
     for part, plan in plans.items():
         at = storage_offsets[part]
         out.append(f"/* {part}: {len(plan.calls)} kernel calls */")
         lines, idents[part] = driver_c.tensor_declarations(
             plan, f"{part}_", lambda index, offset, at=at: f"ek_arena + {at[index] + offset}",
-            f"{name}_weights", weight_offsets[part])
+            f"{name}_weights", weight_offsets[part], symbols)
         out += lines
     out += driver_c.call_helper(max((len(c.args) for p in plans.values() for c in p.calls), default=0))
     out += ["/* First failing kernel status inside ek_moe_f32 (which cannot return it). */",
@@ -151,7 +154,7 @@ def emit_moe_driver(split: Split, plans: dict[str, Plan], name: str, weight_offs
 
 
 def _prefix(step: LayerStep) -> str:
-    return c_name(f"ek_{step.layer.name}")
+    return f"ek_{identifier(step.layer.name)}"
 
 
 def _layer_definitions(step: LayerStep, plans: dict[str, Plan], idents: dict[str, dict[str, str]]) -> list[str]:

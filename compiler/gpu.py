@@ -34,7 +34,7 @@ def build_gpu(relax_mod, tvm_target, context: edgekit.BuildContext, out_dir: Pat
     import tvm
 
     from edgekit.compiler import lower
-    from edgekit.compiler.driver_c import c_name
+    from edgekit.naming import library_prefix
     from edgekit.plugins.harness.compile import require_tool
 
     mark = time.perf_counter()
@@ -55,7 +55,7 @@ def build_gpu(relax_mod, tvm_target, context: edgekit.BuildContext, out_dir: Pat
     # The source repeats every prototype before each function: count distinct kernel names.
     kernel_names = sorted(set(re.findall(r"__kernel\s+void\s+(?:__attribute__\(\([^)]*\)\)\s*)?(\w+)", source)))
     mark = time.perf_counter()
-    name = c_name(context.option("name", "model"))
+    name = library_prefix(context.option("name", "model"))
     library = f"lib{name}.so"
     cc = require_tool(context.target.toolchain.cc, f"link the host library for {context.target.name}")
     executable.export_library(str(out_dir / library), fcompile=tvm.support.cc.cross_compiler(cc))

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit.compiler.lower import Plan
 from edgekit.compiler.mcu_arena import ArenaPlan
-from edgekit.plugins.mcu.cnames import NameTable
+from edgekit.naming import SymbolTable, c_comment, require_identifier
 from edgekit.plugins.mcu.emit_c import c_float, header_opening
 
 ABI_HEADER = "ek_tvm_abi.h"
@@ -70,10 +70,14 @@ class Names:
 
     def __init__(self, prefix: str, plan: Plan):
         self.prefix, self.upper = prefix, prefix.upper()
-        table = NameTable(reserved=(prefix,))
-        self.tensor = {slot: table.get(f"tensor:{slot}", hint=f"t{i}_{slot}") for i, slot in enumerate(plan.slots)}
+        steps = range(len(plan.calls))
+        table = SymbolTable(reserved=(
+            "inputs", "outputs", "arena", "result", "status", "i", "EK_PROFILE", "EK_PROFILE_MARK",
+            *(f"call{s}_args" for s in steps), *(f"WS{s}_{w}" for s in steps for w in ("OFFSET", "BYTES"))))
+        table.reserve_prefix(f"{prefix}_")  # the API, size macros and weight arrays
+        self.tensor = {slot: table.claim(("tensor", slot), f"t{i}_{slot}", ("{}", "{}_shape", "OFFSET_{}"))
+                       for i, slot in enumerate(plan.slots)}
         self.const = {i: f"{prefix}_c{i}" for i in range(len(plan.constants))}
-        self.io = {slot: table.get(f"io:{slot}", hint=slot) for slot in plan.inputs + plan.outputs}
 
 
 def _dl_dtype(dtype: str) -> str:
@@ -98,7 +102,8 @@ def emit_header(plan: Plan, names: Names, arena: ArenaPlan, io_names: dict[str, 
         for i, slot_name in enumerate(slots):
             slot = plan.slots[slot_name]
             count = int(np.prod(slot.shape, dtype=np.int64))
-            lines += [f"/* {kind.lower()} {i}: '{io_names.get(slot_name, slot_name)}' {slot.dtype} {slot.shape} */",
+            lines += [f"/* {kind.lower()} {i}: '{c_comment(io_names.get(slot_name, slot_name))}' {slot.dtype} "
+                      f"{slot.shape} */",
                       f"#define {P}_{kind}_{i}_COUNT {count}", f"#define {P}_{kind}_{i}_BYTES {slot.nbytes}",
                       f"#define {P}_{kind}_{i}_RANK {len(slot.shape)}",
                       f"#define {P}_{kind}_{i}_SHAPE {{{', '.join(map(str, slot.shape))}}}", ""]
@@ -119,6 +124,7 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
         out.append(f"extern const {_C_TYPES[str(array.dtype)]} {names.const[i]}[{max(array.size, 1)}];")
     out.append("")
     for kernel in plan.kernels():
+        require_identifier(kernel, "TVM kernel name")  # TVM names its kernels; still, only identifiers reach the C
         out.append(f"int __tvm_ffi_{kernel}(void *self, const ek_tvm_any *args, int32_t num_args, ek_tvm_any *result);")
     out += ["", *_runtime_shims(kernel_symbols), ""]
     for step, (offset, size) in enumerate(arena.workspace):
@@ -161,7 +167,7 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
             out.append(f"    {ident}.data = (void *)(uintptr_t){names.const[slot.index]};")
     out.append("    EK_PROFILE_MARK();")
     for step, call in enumerate(plan.calls):
-        args = ", ".join(call.args)
+        args = ", ".join(names.tensor[a] for a in call.args)
         out.append(f"    /* call {step}: {call.kernel}({args}) */")
         if arena.workspace[step][1]:
             out.append(f"    ek_workspace_open(arena + WS{step}_OFFSET, WS{step}_BYTES);")

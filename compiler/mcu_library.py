@@ -70,7 +70,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         from edgekit.compiler.mcu_arena import plan_arena
         from edgekit.compiler.default_schedule import default_schedules
         from edgekit.compiler.tuning import open_database
-        from edgekit.plugins.mcu.cnames import model_prefix
+        from edgekit.naming import library_prefix
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -84,7 +84,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         defaults = default_schedules(target.tvm_target) if context.flag("default_schedule", True) else None
         planned = lower.optimize(relax_mod, tvm_target, database, defaults)
         plan = lower.walk_main(planned)
-        prefix = model_prefix(str(context.option("name", "model") or "model"))
+        prefix = library_prefix(context.option("name", "model"))
         obj = KERNELS_OBJECT.format(name=prefix)
         written = [obj]
         if codegen == "c":

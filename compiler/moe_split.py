@@ -184,9 +184,9 @@ def _split(model: onnx.ModelProto, layers: list[MoeLayer], view, lw) -> Split:
     used_names: set[str] = set()
 
     def part_name(wanted: str) -> str:
-        from edgekit.compiler.driver_c import c_name
+        from edgekit.naming import identifier
 
-        base = name = c_name(wanted)
+        base = name = identifier(wanted)
         n = 1
         while name in used_names:
             name, n = f"{base}_{n}", n + 1

@@ -283,7 +283,8 @@ def measure_object(obj: Path, specs: list[tuple[str, list[int]]], target: edgeki
 
 
 def _run_on_board(work: Path, obj: Path, target: edgekit.Target):
-    """Bare-metal firmware (the harness start-up, semihosting exit status) on the QEMU board."""
+    """Bare-metal firmware (the harness start-up; the exit status comes back over the UART, no
+    semihosting) on the QEMU board."""
     from edgekit.plugins.harness.compile import sibling_tool
     from edgekit.plugins.harness.counting import run_counted
     from edgekit.plugins.harness.firmware import build_program

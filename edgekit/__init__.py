@@ -5,6 +5,15 @@ imported where they are used, so ``edgekit --help`` stays fast."""
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if _os.path.basename((getattr(_sys, "argv", None) or [""])[0]) == "edgekit":
+    # the edgekit program: Ctrl-C while it imports is one line too (a library user keeps its handler)
+    from edgekit.startup import exit_on_interrupt as _exit_on_interrupt
+
+    _exit_on_interrupt()
+
 import pluggy
 
 from edgekit.backends import Artifact, Backend, KernelLibrary

@@ -42,6 +42,8 @@ class BuildRequest:
     backend: str | None = None  # overrides the target profile's back end
     options: dict[str, Any] = field(default_factory=dict)
     quantize: str | None = None  # "int8": the quantize plugin's pass runs after the target's passes
+    force: bool = False  # replace an existing non-empty output directory that edgekit did not write
+    config_file: Path | None = None  # the settings file used, which the output must not replace
 
 
 def build(request: BuildRequest, registry: Registry,
@@ -53,7 +55,7 @@ def build(request: BuildRequest, registry: Registry,
     from edgekit.verify import load_inputs, random_inputs
 
     started = time.perf_counter()
-    check_output_dir(request.output)
+    check_output_dir(request.output, _input_files(request), request.force)
     target = registry.target(request.target)
     backend = registry.get("backends", request.backend or target.backend)
     runner = _runner_for(registry, target, backend) if request.run else None
@@ -90,7 +92,7 @@ def build(request: BuildRequest, registry: Registry,
     report["model"]["after"] = model_stats(model).as_dict()
     _step(progress, f"back end {backend.name}")
     _call_backend(backend, "check", model, context)
-    with atomic_directory(request.output) as staging:
+    with atomic_directory(request.output, request.force) as staging:
         from edgekit.model import for_runtime
 
         (staging / REFERENCE_MODEL).write_bytes(for_runtime(model).SerializeToString())
@@ -211,10 +213,27 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
 def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int = 0,
         samples: int = 1) -> dict[str, Any]:
     """Run a built output directory again (``edgekit run OUT``), with new inputs if given."""
-    import json
-
     from edgekit.model import load_model
     from edgekit.verify import load_inputs, random_inputs
+
+    report = read_report(out)
+    target = registry.target(report["target"]["name"])
+    backend = registry.get("backends", report["target"]["backend"])
+    runner = _runner_for(registry, target, backend)
+    reference = load_model(out / REFERENCE_MODEL)
+    context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
+                           options=dict(report.get("options", {})))
+    context.inputs = (load_inputs(inputs_file, reference, "--input") if inputs_file
+                      else random_inputs(reference, samples, seed))
+    rerun = scratch_rerun(runner, context, target.name, backend.name,
+                          [p["name"] for p in report.get("passes", [])], context.options)
+    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps, rerun)
+
+
+def read_report(out: Path) -> dict[str, Any]:
+    """OUT's report.json, with what ``edgekit run`` reads of it checked: a UsageError naming the file
+    and what is missing or of the wrong type."""
+    import json
 
     report_path = out / REPORT_FILE
     if not report_path.is_file():
@@ -222,17 +241,42 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{report_path}: unreadable report ({one_line(exc)})") from None
-    target = registry.target(report["target"]["name"])
-    backend = registry.get("backends", report["target"]["backend"])
-    runner = _runner_for(registry, target, backend)
-    reference = load_model(out / REFERENCE_MODEL)
-    context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
-                           options=dict(report.get("options", {})))
-    context.inputs = load_inputs(inputs_file, reference) if inputs_file else random_inputs(reference, samples, seed)
-    rerun = scratch_rerun(runner, context, target.name, backend.name,
-                          [p["name"] for p in report.get("passes", [])], context.options)
-    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps, rerun)
+        raise UsageError(f"{report_path}: unreadable report ({one_line(exc)}); rebuild with edgekit build") from None
+    problem = _report_problem(report) if isinstance(report, dict) else "not a JSON object"
+    if problem:
+        raise UsageError(f"{report_path}: not a report edgekit run can use ({problem}); rebuild with edgekit build")
+    return report
+
+
+def _report_problem(report: dict[str, Any]) -> str | None:
+    target = report.get("target")
+    if not isinstance(target, dict) or not all(isinstance(target.get(key), str) for key in ("name", "backend")):
+        return "no target name and back end"
+    for key, kind in (("options", dict), ("backend", dict), ("passes", list)):
+        if not isinstance(report.get(key, kind()), kind):
+            return f"'{key}' is not a JSON {'object' if kind is dict else 'array'}"
+    if any(not isinstance(p, dict) or not isinstance(p.get("name"), str) for p in report.get("passes", [])):
+        return "a pass without a name"
+    return None
+
+
+#: options that name input files (as a path, a directory or file.py:function)
+INPUT_FILE_OPTIONS = ("calibration", "validation")
+
+
+def _input_files(request: BuildRequest) -> list[tuple[str, Path]]:
+    """The build's input files and directories: the output directory must not be or contain one."""
+    from edgekit.frontends import ModelSource
+
+    found = [("the model", ModelSource.parse(request.model).path)]
+    if request.config_file:
+        found.append(("the config file", request.config_file))
+    if request.inputs_file:
+        found.append(("the inputs", Path(request.inputs_file)))
+    for key in INPUT_FILE_OPTIONS:
+        if isinstance(request.options.get(key), str):
+            found.append((f"the {key} data", ModelSource.parse(request.options[key]).path))
+    return found
 
 
 def _runner_for(registry: Registry, target, backend):

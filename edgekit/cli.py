@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from edgekit import __version__
+from edgekit.console import OneLineErrors, silent_stderr
 from edgekit.errors import EdgekitError, UsageError, one_line
+from edgekit.naming import terminal_text
 
 DEBUG_ENV = "EDGEKIT_DEBUG"
 
@@ -36,23 +38,29 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except EdgekitError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {terminal_text(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (edgekit.interrupts)
+            from edgekit.interrupts import exit_status, stop_children
+
+            stop_children()  # no QEMU or compiler outlives the command
+            said, code = exit_status(exc)
+            click.echo(f"error: {said}", err=True)
+            sys.exit(code)
         except Exception as exc:  # a bug in edgekit: still one line, traceback on request
             if os.environ.get(DEBUG_ENV):
                 raise
-            click.echo(f"error: internal error {type(exc).__name__}: {one_line(exc)} "
+            click.echo(f"error: internal error {type(exc).__name__}: {terminal_text(one_line(exc))} "
                        f"(set {DEBUG_ENV}=1 for the traceback and please report it)", err=True)
             sys.exit(1)
 
-    return wrapper
+    from edgekit.interrupts import raising_signals
+
+    return raising_signals(wrapper)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,11 +71,12 @@ def _registry():
     registry = default_registry()
     registry.load_all()
     for info in registry.host.broken():
-        click.echo(f"warning: plugin '{info.name}' not loaded: {info.broken}", err=True)
+        click.echo(terminal_text(f"warning: plugin '{info.name}' not loaded: {info.broken}"), err=True)
     return registry
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("edgekit", cls=OneLineErrors,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekit")
 def main() -> None:
     """edgekit: take a trained model to an edge device.
@@ -110,14 +119,17 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--backend", help="Use this back end instead of the target's (see `edgekit plugins`).")
 @click.option("--kernels", help="Kernel library, for back ends that offer several (mcu-c: edgekit, the default, or tvm).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (replaced atomically).")
+@click.option("--force", is_flag=True, default=None,
+              help="Replace OUT even if it is a non-empty directory that edgekit did not write.")
 @click.option("--passes", help="Comma-separated pass list, replacing the target's default pipeline.")
 @click.option("--input-shape", "input_shape", multiple=True,
               help="Static input shape: 1,3,32,32 or name=1,3,32,32 (repeat per input).")
 @click.option("--inputs", "inputs", help="Verification inputs: .npy (single input) or .npz (by input name).")
 @click.option("--run", "run_", is_flag=True, default=None, help="Run the result on the target's runner and compare.")
 @click.option("--name", help="C/API name prefix of the generated library (default: model).")
-@click.option("--seed", type=int, help="Seed of the random verification inputs (default 0).")
-@click.option("--samples", "verify_samples", type=int, help="Number of random verification inputs (default 1).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the random verification inputs (default 0).")
+@click.option("--samples", "verify_samples", type=click.IntRange(min=1),
+              help="Number of random verification inputs (default 1).")
 @click.option("--quantize", help="Quantize after the target's passes: int8 (static, calibrated, QDQ) or "
                                  "int4 (weight-only MatMul/Gemm weights).")
 @click.option("--group-size", "group_size", type=int, help="int4: weights per scale along K (default 32).")
@@ -133,21 +145,20 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
               help="Settings file (default: ./edgekit.toml or [tool.edgekit] in ./pyproject.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
 @handle_errors
-def build(model, target, backend, kernels, output, passes, input_shape, inputs, run_, name, seed,
+def build(model, target, backend, kernels, output, force, passes, input_shape, inputs, run_, name, seed,
           verify_samples, quantize, group_size, calibration, calibration_method, validation, accuracy_floor,
           extra, config_file, quiet):
     """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
     from edgekit.build import BuildRequest, build as run_build
     from edgekit.config import find_config, load_config, merge
 
-    settings = merge(load_config(config_file or find_config(Path.cwd())), {
+    config_path = config_file or find_config(Path.cwd())
+    settings = merge(load_config(config_path), {
         "target": target, "output": str(output) if output else None, "passes": _split_passes(passes),
         "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
-        "verify_samples": verify_samples, "backend": backend, "quantize": quantize})
+        "verify_samples": verify_samples, "backend": backend, "quantize": quantize, "force": force})
     if not settings.get("target"):
         raise UsageError("no target: give --target (see `edgekit targets`) or set target in edgekit.toml")
-    if verify_samples is not None and verify_samples < 1:
-        raise UsageError("--samples must be at least 1")
     stem = Path(model.partition(":")[0] if ".py:" in model else model).stem
     request = BuildRequest(
         model=model, target=settings["target"],
@@ -156,6 +167,7 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
         inputs_file=settings.get("inputs"), run=bool(settings.get("run")), name=settings.get("name", "model"),
         seed=settings.get("seed", 0), verify_samples=settings.get("verify_samples", 1),
         backend=settings.get("backend"), quantize=settings.get("quantize"),
+        force=bool(settings.get("force")), config_file=config_path,
         options={**settings.get("options", {}), **({"kernels": kernels} if kernels else {}),
                  **{k: v for k, v in (("calibration", calibration), ("calibration_method", calibration_method),
                                       ("group_size", group_size),
@@ -164,7 +176,8 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
                  **_parse_options(extra)})
     registry = _registry()
     if quiet:
-        report = run_build(request, registry)
+        with silent_stderr():
+            report = run_build(request, registry)
     else:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -180,18 +193,17 @@ def build(model, target, backend, kernels, output, passes, input_shape, inputs, 
 @main.command("run")
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--input", "inputs", help="Inputs: .npy (single input) or .npz (arrays named after the inputs).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs when --input is not given.")
-@click.option("--samples", type=int, default=1, show_default=True, help="Number of random inputs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of random inputs when --input is not given.")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Number of random inputs.")
 @handle_errors
 def run_command(output, inputs, seed, samples):
     """Run a built OUTPUT directory again on its target's runner and compare with onnxruntime."""
-    from edgekit.build import run
+    from edgekit.build import read_report, run
     from edgekit.summary import print_run_summary
 
     section = run(output, _registry(), inputs, seed, samples)
-    import json
-
-    layers = json.loads((output / "report.json").read_text(encoding="utf-8")).get("backend", {}).get("layers")
+    layers = read_report(output).get("backend", {}).get("layers")
     print_run_summary(section, _console(), layers)
 
 
@@ -208,7 +220,7 @@ def inspect(model, target, input_shape):
 
     info = inspect_model(model, _registry(), target, list(input_shape))
     for warning in info["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {terminal_text(warning)}", err=True)
     print_inspection(info, _console())
 
 
@@ -256,11 +268,14 @@ def _add_plugin_commands() -> None:
         registry = _registry()
         registry.host.notify("edgekit_register_commands", cli=main)
     except PluginError as exc:
-        click.echo(f"warning: {exc}", err=True)
+        click.echo(f"warning: {terminal_text(str(exc))}", err=True)
 
 
 def run_cli() -> None:
     """The console-script entry point."""
+    from edgekit.startup import exit_on_interrupt
+
+    exit_on_interrupt()  # edgekit/__init__ did already when run as `edgekit`; not as python -m edgekit.cli
     _add_plugin_commands()
     main()
 

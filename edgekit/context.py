@@ -71,8 +71,11 @@ class BuildContext:
 
     def attach(self, path: str, text: str) -> str:
         """Add a text file (a picture, a table) to the build's output directory; returns ``path``
-        for the report to name it. A later stage attaching the same path replaces it."""
-        self.attachments[path] = text
+        for the report to name it. A later stage attaching the same path replaces it. ``path`` is
+        relative, made of file-name characters (checked: it may be built from a model's text)."""
+        from edgekit.naming import require_relative_path
+
+        self.attachments[require_relative_path(path, "attached file")] = text
         return path
 
     def note(self, message: str, **data: Any) -> None:

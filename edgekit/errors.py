@@ -51,10 +51,11 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file; a missing, unreadable or malformed file is a UsageError naming it."""
     import tomllib
 
+    from edgekit.userfiles import regular_file
+
+    regular_file(path, expected=f"a {what} (.toml)")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read {what} ({exc})") from None
     except tomllib.TOMLDecodeError as exc:

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from edgekit.context import BuildContext
 
 
+#: what MODEL names (front-end plugins may read more kinds of file)
+MODEL_FILES = "a model file (.onnx, .tflite, .pt2) or file.py:function"
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """What the user named: a file (``path``), or a Python factory ``path.py:function``."""
@@ -36,12 +40,13 @@ class ModelSource:
 
 def export_to_onnx(source: ModelSource, context: BuildContext) -> tuple[str, onnx.ModelProto]:
     """Ask the front-end plugins in turn; the first that returns a model wins."""
-    if not source.path.exists():
-        raise UsageError(f"{source.path}: no such file")
+    from edgekit.userfiles import regular_file
+
+    regular_file(source.path, expected=MODEL_FILES)
     found = context.registry.host.call_first("edgekit_export_model", source=source, context=context)
     if found is None:
-        raise UsageError(f"{source.text}: no front end reads this file; edgekit reads .onnx, .pt2 and "
-                         f"file.py:function (plugins may add more: see `edgekit plugins`)")
+        raise UsageError(f"{source.text}: no front end reads this file; give {MODEL_FILES} "
+                         f"(plugins may add more: see `edgekit plugins`)")
     plugin, model = found
     import onnx
 

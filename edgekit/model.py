@@ -47,11 +47,9 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 def load_model(path: str | Path) -> onnx.ModelProto:
     """Load and validate an ONNX file; every failure is a one-line :class:`UsageError` naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path}: is a directory, expected an .onnx file")
+    from edgekit.userfiles import regular_file
+
+    path = regular_file(Path(path), expected="an .onnx file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -102,24 +100,40 @@ def validate(model: onnx.ModelProto, where: str) -> None:
         if op_key(node) not in known and not onnx.defs.has(node.op_type, node.domain):
             raise UsageError(f"{where}: node '{node.name}' uses op '{op_key(node)}', which neither ONNX nor "
                              f"onnxruntime defines; edgekit verifies every model with onnxruntime")
-    for tensor in model.graph.initializer:
-        values = _initializer_values(tensor, where)
+    for what, tensor in _constant_tensors(model):
+        values = _constant_values(tensor, what, where)
         if tensor.data_type in _FLOAT_TYPES:
             if not np.isfinite(values).all():
                 bad = int(np.size(values) - np.isfinite(values).sum())
-                raise UsageError(f"{where}: weight tensor '{tensor.name}' has {bad} NaN or Inf value(s); "
+                raise UsageError(f"{where}: {what} has {bad} NaN or Inf value(s); "
                                  f"fix the training or export that produced them")
 
 
-def _initializer_values(tensor: onnx.TensorProto, where: str) -> np.ndarray:
-    """An initializer as an array; data that does not fit its dims and type (which onnx.checker lets
+def _constant_tensors(model: onnx.ModelProto) -> Iterable[tuple[str, onnx.TensorProto]]:
+    """The graph's constant data, each with how a message names it: its initializers, and the value
+    of its Constant nodes (which exporters write weights as too)."""
+    for tensor in model.graph.initializer:
+        yield f"weight tensor '{tensor.name}'", tensor
+    for node in model.graph.node:
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            continue
+        what = f"Constant node '{node.name or node.output[0]}'"
+        for attr in node.attribute:
+            if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                yield what, attr.t
+            elif attr.name in ("value_float", "value_floats"):
+                yield what, numpy_helper.from_array(np.array(onnx.helper.get_attribute_value(attr), np.float32))
+
+
+def _constant_values(tensor: onnx.TensorProto, what: str, where: str) -> np.ndarray:
+    """Constant data as an array; data that does not fit its dims and type (which onnx.checker lets
     through) is a UsageError naming the tensor, not a numpy error from the first pass to read it."""
     try:
         return numpy_helper.to_array(tensor)
     except Exception as exc:  # ValueError (size), TypeError and KeyError (type) from numpy_helper
         types = onnx.TensorProto.DataType
         kind = types.Name(tensor.data_type) if tensor.data_type in types.values() else tensor.data_type
-        raise UsageError(f"{where}: weight tensor '{tensor.name}' (dims {list(tensor.dims)}, type {kind}): its "
+        raise UsageError(f"{where}: {what} (dims {list(tensor.dims)}, type {kind}): its "
                          f"data does not match its dims and type ({one_line(exc)})") from None
 
 
@@ -176,6 +190,10 @@ def numpy_dtype(value: onnx.ValueInfoProto) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
 
 
+#: the largest dim --input-shape takes: a tensor of int8 with it alone reaches MAX_TENSOR_BYTES
+MAX_DIM = 2**31 - 1
+
+
 def parse_shape(text: str) -> tuple[str | None, list[int]]:
     """``"1,3,32,32"``, ``"1x3x32x32"`` or ``"input_1=1,3,32,32"`` → (name or None, dims)."""
     name, _, dims = text.rpartition("=") if "=" in text else (None, "", text)
@@ -185,6 +203,10 @@ def parse_shape(text: str) -> tuple[str | None, list[int]]:
         values = []
     if not values or any(v <= 0 for v in values):
         raise UsageError(f"--input-shape '{text}': expected positive dims like 1,3,32,32 or name=1,3,32,32")
+    too_large = next((v for v in values if v > MAX_DIM), None)
+    if too_large is not None:  # ONNX dims are int64; no buildable tensor comes near this anyway
+        raise UsageError(f"--input-shape '{text}': dim {too_large} is too large; each dim is at most "
+                         f"{MAX_DIM:,} (and a whole tensor at most {MAX_TENSOR_BYTES:,} bytes)")
     return (name or None), values
 
 

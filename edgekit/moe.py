@@ -17,10 +17,14 @@ the expert sees one token's row independently), and ``tokens`` are the leading d
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import onnx
+
+from edgekit.errors import UsageError
 
 METADATA_KEY = "edgekit.moe"
 
@@ -62,15 +66,79 @@ class MoeLayer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MoeLayer:
-        experts = [Expert(**e) for e in data.get("experts", [])]
-        return cls(**{**data, "experts": experts})
+        """A layer from its recorded form, checked field by field: the record may come from a model
+        file (untrusted), and its layer name becomes part of C identifiers and file names."""
+        if not isinstance(data, dict):
+            raise ValueError("a layer is not a JSON object")
+        experts = data.get("experts")
+        if not isinstance(experts, list):
+            raise ValueError("'experts' is not a list")
+        layer = cls(**_typed(cls, {**data, "experts": []}))
+        layer.experts = [Expert(**_typed(Expert, e)) for e in experts]
+        if not _LAYER_NAME.match(layer.name):
+            raise ValueError(f"layer name {layer.name!r} is not [A-Za-z][A-Za-z0-9_]* (at most 32 characters)")
+        return layer
+
+
+_LAYER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}\Z")
+
+
+def _typed(cls, data: Any) -> dict[str, Any]:
+    """``data``'s fields for dataclass ``cls``, each of its declared type (unknown or missing
+    required fields, and values of another type, are errors)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__.lower()} is not a JSON object")
+    declared = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(declared))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    hints = get_type_hints(cls)
+    for name, value in data.items():
+        if not _is_a(value, hints[name]):
+            raise ValueError(f"field {name!r} has a value of the wrong type ({type(value).__name__})")
+    missing = [n for n, f in declared.items() if n not in data and f.default is MISSING
+               and f.default_factory is MISSING]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(map(repr, missing))}")
+    return data
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return any(_is_a(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def moe_layers(model: onnx.ModelProto) -> list[MoeLayer]:
-    """The MoE layers recorded in ``model`` (empty when none were partitioned)."""
+    """The MoE layers recorded in ``model`` (empty when none were partitioned). A malformed record
+    is a usage error naming the metadata key."""
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
-            return [MoeLayer.from_dict(d) for d in json.loads(prop.value)]
+            try:
+                records = json.loads(prop.value)
+                if not isinstance(records, list):
+                    raise ValueError("not a JSON list of layers")
+                layers = [MoeLayer.from_dict(d) for d in records]
+                for layer in layers:
+                    if not 1 <= layer.k <= layer.count:
+                        raise ValueError(f"layer '{layer.name}': k={layer.k} is not between 1 and its "
+                                         f"{layer.count} experts")
+                names = [layer.name for layer in layers]
+                if len(set(names)) != len(names):
+                    raise ValueError("two layers have the same name")
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise UsageError(f"model metadata '{METADATA_KEY}' is malformed: {exc}; remove it from the "
+                                 "model (edgekit's experts passes record it themselves)") from None
+            return layers
     return []
 
 

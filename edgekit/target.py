@@ -15,7 +15,8 @@ _FIELDS = {
     "clock_hz", "toolchain", "backend", "tvm_target", "emulator", "runner", "passes", "dtype",
 }
 _TOOLCHAIN_FIELDS = {"cc", "cflags", "ldflags", "size", "objcopy"}
-_EMULATOR_FIELDS = {"program", "machine", "cpu", "flash_base", "flash_bytes", "ram_base", "ram_bytes"}
+_EMULATOR_FIELDS = {"program", "machine", "cpu", "flash_base", "flash_bytes", "ram_base", "ram_bytes", "io_base",
+                    "io_bytes"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Emulator:
     flash_bytes: int = 0
     ram_base: int = 0
     ram_bytes: int = 0
+    # RAM outside the firmware's own (e.g. the MPS2 boards' PSRAM) that QEMU's generic loader fills with
+    # the input records before the run; io_bytes 0: inputs travel over the UART
+    io_base: int = 0
+    io_bytes: int = 0
 
 
 @dataclass(frozen=True)

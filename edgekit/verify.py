@@ -41,45 +41,45 @@ def random_inputs(model: onnx.ModelProto, count: int = 1, seed: int = DEFAULT_SE
     return sets
 
 
-def load_inputs(path: str | Path, model: onnx.ModelProto) -> list[Inputs]:
+def load_inputs(path: str | Path, model: onnx.ModelProto, flag: str = "--inputs") -> list[Inputs]:
     """User inputs from ``.npy`` (one array, the single input; a leading axis of several samples is
-    allowed) or ``.npz`` (arrays named after the inputs), checked against the model's inputs."""
+    allowed) or ``.npz`` (arrays named after the inputs), checked against the model's inputs.
+    ``flag`` (the option that named the file) starts every error message."""
     from edgekit.model import graph_inputs, numpy_dtype, tensor_dims
+    from edgekit.userfiles import load_arrays
 
-    path = Path(path)
+    label = f"{flag} {path}"
     inputs = graph_inputs(model)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such input file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a .npy/.npz file ({one_line(exc)})") from None
+    loaded = load_arrays(Path(path), label)
     if isinstance(loaded, np.ndarray):
         if len(inputs) != 1:
-            raise UsageError(f"{path}: a .npy file feeds a single input; the model has {len(inputs)}: "
+            raise UsageError(f"{label}: a .npy file feeds a single input; the model has {len(inputs)}: "
                              f"use .npz with arrays named {', '.join(i.name for i in inputs)}")
         arrays = {inputs[0].name: loaded}
     else:
-        arrays = {name: loaded[name] for name in loaded.files}
+        arrays = loaded
     samples: list[Inputs] | None = None
     for value in inputs:
         if value.name not in arrays:
-            raise UsageError(f"{path}: no array for input '{value.name}'")
+            raise UsageError(f"{label}: no array for input '{value.name}' (it holds "
+                             f"{', '.join(sorted(arrays)) or 'no arrays'})")
         dims, dtype, array = tensor_dims(value), numpy_dtype(value), arrays[value.name]
         if list(array.shape) == dims:
             batch = [array]
         elif list(array.shape[1:]) == dims:
             batch = list(array)
         else:
-            raise UsageError(f"{path}: input '{value.name}' has shape {list(array.shape)}, "
+            raise UsageError(f"{label}: input '{value.name}' has shape {list(array.shape)}, "
                              f"the model expects {dims}")
         if samples is None:
             samples = [{} for _ in batch]
         if len(batch) != len(samples):
-            raise UsageError(f"{path}: inputs have different sample counts")
+            raise UsageError(f"{label}: inputs have different sample counts")
         for sample, item in zip(samples, batch):
             sample[value.name] = np.ascontiguousarray(item, dtype=dtype)
-    return samples or []
+    if not samples:  # verifying on nothing would pass every build
+        raise UsageError(f"{label}: holds no samples (a sample axis of length 0); give at least one")
+    return samples
 
 
 @functools.lru_cache(maxsize=1)
@@ -216,7 +216,15 @@ def compare(reference: list[dict[str, np.ndarray]], actual: list[dict[str, np.nd
             if nan_mismatch.any():
                 result.mismatch = f"output '{name}' has NaN where the reference has none (or the reverse)"
                 return result
-            diff = np.nan_to_num(np.abs(ref64 - act64), nan=0.0, posinf=np.inf)
+            infinite = np.isinf(ref64) | np.isinf(act64)
+            if (ref64[infinite] != act64[infinite]).any():
+                # inf - inf is NaN and inf - tolerance(inf) too: compared below, they would pass
+                result.mismatch = (f"output '{name}' has an infinity where the reference has another value "
+                                   "(or the reverse)")
+                return result
+            with np.errstate(invalid="ignore"):
+                diff = np.where(infinite, 0.0, np.nan_to_num(np.abs(ref64 - act64), nan=0.0))
+            ref64 = np.where(infinite, 0.0, ref64)
             if diff.size == 0:
                 continue
             # Relative error is measured against values of meaningful size: near-zero references would

@@ -10,9 +10,9 @@ execution (plugin ``experts``)::
 
     edgekit inspect examples/moe/moe_models.py:make_moe_mlp --input-shape 1,16
     edgekit build examples/moe/moe_models.py:make_moe_mlp --input-shape 1,16 --target cortex-m4 \\
-        --pass experts-partition --run
+        --passes experts-partition --run
     edgekit build examples/moe/moe_models.py:make_moe_block --input-shape 1,8,32 --target cortex-m4 \\
-        --pass experts-partition --run
+        --passes experts-partition --run
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import onnx
 
 import edgekit
 from edgekit.moe import MoeLayer, moe_layers
+from edgekit.naming import xml_text
 from edgekit.plugins.experts.graph import run_exposing
 
 #: Seeded random samples when the user gives no --calibration data.
@@ -78,7 +79,7 @@ def histogram_svg(layer: MoeLayer, labels: list[str] | None = None) -> str:
     plot_h = height - bottom - top
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="16" font-size="13">{layer.name}: routing frequency '
+             f'<text x="{left}" y="16" font-size="13">{xml_text(layer.name)}: routing frequency '
              f'(top-{layer.k} of {len(freq)}, fraction of tokens)</text>',
              f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" stroke="black"/>']
     for i, (value, label) in enumerate(zip(freq, labels)):
@@ -86,7 +87,7 @@ def histogram_svg(layer: MoeLayer, labels: list[str] | None = None) -> str:
         x = left + 8 + 40 * i
         parts.append(f'<rect x="{x}" y="{height - bottom - h:.1f}" width="28" height="{h:.1f}" fill="#3b7dd8"/>')
         parts.append(f'<text x="{x + 14}" y="{height - bottom - h - 4:.1f}" text-anchor="middle">{value:.2f}</text>')
-        parts.append(f'<text x="{x + 14}" y="{height - bottom + 14}" text-anchor="middle">{label}</text>')
+        parts.append(f'<text x="{x + 14}" y="{height - bottom + 14}" text-anchor="middle">{xml_text(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

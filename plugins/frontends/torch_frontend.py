@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from edgekit.errors import UsageError, one_line
 from edgekit.frontends import ModelSource
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl")
+#: how to make what the .pt2 front end reads
+SAVE_PROGRAM = "save a program with torch.export.save(torch.export.export(model, args), 'model.pt2')"
 
 
 @edgekit.hookimpl
@@ -32,8 +35,7 @@ def edgekit_export_model(source: ModelSource, context: edgekit.BuildContext):
         return _export_program(source)
     if source.suffix in PICKLE_SUFFIXES:
         raise UsageError(f"{source.path}: pickled PyTorch files are not loaded (unpickling runs arbitrary code); "
-                         f"save a program with torch.export.save(torch.export.export(model, args), 'model.pt2') "
-                         f"or pass a factory as file.py:function")
+                         f"{SAVE_PROGRAM} or pass a factory as file.py:function")
     return None
 
 
@@ -45,8 +47,10 @@ def _torch():
     import logging
     import warnings
 
-    # The exporter logs a warning per optional torchvision op it skips: noise in a build's output.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    # The exporter logs a warning per optional torchvision op it skips, and torch.export.load a
+    # traceback for a file that is not a pt2 archive before it raises: noise beside edgekit's message.
+    for name in ("torch.onnx", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="torch")
     return torch
 
@@ -132,6 +136,8 @@ def no_arbitrary_unpickling() -> Iterator[None]:
 
 
 def _export_program(source: ModelSource):
+    if not zipfile.is_zipfile(source.path):  # told before importing torch, which takes seconds
+        raise UsageError(f"{source.path}: not a torch.export program (not a zip archive); {SAVE_PROGRAM}")
     torch = _torch()
     try:
         with no_arbitrary_unpickling():
@@ -139,7 +145,8 @@ def _export_program(source: ModelSource):
     except UsageError:
         raise
     except Exception as exc:
-        raise UsageError(f"{source.path}: not a torch.export program ({type(exc).__name__}: {one_line(exc)})") from None
+        raise UsageError(f"{source.path}: not a torch.export program ({type(exc).__name__}: {one_line(exc)}); "
+                         f"{SAVE_PROGRAM}") from None
     try:
         onnx_program = torch.onnx.export(program, dynamo=True, external_data=False, verbose=False)
     except Exception as exc:

@@ -26,10 +26,14 @@ from pathlib import Path
 import edgekit
 from edgekit.plugins.harness.cache import cache_dir, publish
 from edgekit.plugins.harness.compile import require_tool, run_tool
+from edgekit.plugins.harness.serial_protocol import program_end
 
 PLUGIN_SOURCE = Path(__file__).parent / "qemu_plugin" / "insn_count.c"
 HOST_CC = "gcc"
 DEFAULT_TIMEOUT = 120.0
+UART_FILE = "uart.bin"
+# QEMU's seccomp filter: even a QEMU bug the guest could reach cannot start a process or gain rights.
+SANDBOX = ("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 
 
 def plugin_path() -> Path:
@@ -87,6 +91,14 @@ class CountedRun:
         return spans
 
 
+def combined(runs: list[CountedRun]) -> CountedRun:
+    """Several runs of one image (input batches) as one: their marker hits in order, the last exit code."""
+    totals = [run.total for run in runs]
+    return CountedRun(exit_code=runs[-1].exit_code, total=None if None in totals else sum(totals),
+                      hits=[hit for run in runs for hit in run.hits], stdout="".join(r.stdout for r in runs),
+                      stderr="".join(r.stderr for r in runs))
+
+
 def parse_counts(text: str, names: list[str], exit_code: int, stdout: str = "", stderr: str = "") -> CountedRun:
     """Reads the plugin's log: ``mark <index> <count>`` lines and a final ``total <count>``."""
     run = CountedRun(exit_code=exit_code, total=None, stdout=stdout, stderr=stderr)
@@ -104,22 +116,37 @@ class QemuTimeout(edgekit.BuildError):
 
 
 def qemu_system_command(program: str, machine: str, cpu: str, elf: Path, plugin_arg: str | None,
-                        serial: str = "none") -> list[str]:
+                        serial: str, loads: tuple[tuple[Path, int], ...] = ()) -> list[str]:
+    """The one QEMU system-mode command line edgekit runs firmware with. The firmware holds generated,
+    untrusted code, so the board gets no semihosting (host files, SYS_SYSTEM), no network backend
+    (QEMU's default user network would reach the host's ports), no monitor, and QEMU itself may not
+    start processes: the UART (``serial``, a chardev such as ``file:PATH`` or ``tcp:...``) is its
+    only way out. ``-no-reboot`` turns the firmware's system-reset request into QEMU's exit. ``loads``
+    are (host file, guest address) pairs QEMU's generic loader copies into guest memory before the
+    start: data the host chose, read by QEMU, not by the guest.
+    (``-nodefaults`` would drop the network too, but with it QEMU 7.2 sometimes stops delivering
+    UART input: measured, 5 hangs in 10 conversations.)"""
     command = [program, "-M", machine]
     if cpu:
         command += ["-cpu", cpu]
-    command += ["-nographic", "-monitor", "none", "-serial", serial,
-                "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    command += ["-nographic", "-monitor", "none", "-nic", "none", "-serial", serial, "-no-reboot",
+                *SANDBOX, "-kernel", str(elf)]
+    for path, address in loads:
+        command += ["-device", f"loader,file={option_path(path)},addr={address:#x},force-raw=on"]
     if plugin_arg:
         command += ["-plugin", plugin_arg]
     return command
 
 
-def plugin_argument(log: Path, addresses: list[int]) -> str:
-    text = str(log)
+def option_path(path: Path) -> str:
+    text = str(path)
     if "," in text:
-        raise edgekit.UsageError(f"{log}: QEMU option values cannot contain ','; use another directory")
-    arg = f"{plugin_path()},out={text}"
+        raise edgekit.UsageError(f"{path}: QEMU option values cannot contain ','; use another directory")
+    return text
+
+
+def plugin_argument(log: Path, addresses: list[int]) -> str:
+    arg = f"{plugin_path()},out={option_path(log)}"
     if addresses:
         arg += ",marks=" + ":".join(f"{a:#x}" for a in addresses)
     return arg
@@ -127,12 +154,19 @@ def plugin_argument(log: Path, addresses: list[int]) -> str:
 
 def run_counted(elf: str | Path, *, machine: str, cpu: str = "", marks: list[str] = (),
                 program: str = "qemu-system-arm", timeout: float = DEFAULT_TIMEOUT,
-                cwd: Path | None = None, nm: str = "arm-none-eabi-nm", serial: str = "none") -> CountedRun:
-    """Run ``elf`` on an emulated board (system mode) with the counting plugin watching ``marks``."""
+                cwd: Path | None = None, nm: str = "arm-none-eabi-nm") -> CountedRun:
+    """Run ``elf`` (a :func:`~edgekit.plugins.harness.firmware.build_program` image) on an emulated
+    board (system mode) with the counting plugin watching ``marks``. What the firmware writes on its
+    UART is recorded and read afterwards: its exit status becomes ``exit_code`` (a fault's is 99, its
+    text in ``stderr``), what it printed is ``stdout``."""
     elf = Path(elf).resolve()
-    return _run_with_plugin(
-        elf, list(marks), nm, timeout, cwd or elf.parent, f"{elf.name} on {machine}",
-        lambda plugin: qemu_system_command(program, machine, cpu, elf, plugin, serial), program)
+    where = f"{elf.name} on {machine}"
+
+    def command(plugin: str, scratch: Path) -> list[str]:
+        return qemu_system_command(program, machine, cpu, elf, plugin, f"file:{option_path(scratch / UART_FILE)}")
+
+    return _run_with_plugin(elf, list(marks), nm, timeout, cwd or elf.parent, where, command, program,
+                            uart=True)
 
 
 def run_counted_user(binary: str | Path, *, args: list[str] = (), marks: list[str] = (),
@@ -147,7 +181,7 @@ def run_counted_user(binary: str | Path, *, args: list[str] = (), marks: list[st
         raise edgekit.UsageError(f"{binary}: a position-independent executable loads at an address the "
                                  "marker symbols do not show; link it with -no-pie (or -static)")
 
-    def command(plugin: str) -> list[str]:
+    def command(plugin: str, _scratch: Path) -> list[str]:
         line = [program]
         if cpu:
             line += ["-cpu", cpu]
@@ -165,21 +199,47 @@ def _is_pie(binary: Path) -> bool:
     return e_type == 3  # ET_DYN
 
 
+def qemu_messages(stderr: str) -> str:
+    """QEMU's stderr without the warning every -nic none run prints (the board's NIC has no peer)."""
+    return "".join(line for line in stderr.splitlines(keepends=True) if "has no peer" not in line)
+
+
+def timeout_error(where: str, timeout: float) -> QemuTimeout:
+    return QemuTimeout(f"{where} did not finish within {timeout:g} s: the program hangs, or needs a longer "
+                       "run_timeout")
+
+
 def _run_with_plugin(binary: Path, marks: list[str], nm: str, timeout: float, cwd: Path, where: str,
-                     make_command, program: str) -> CountedRun:
+                     make_command, program: str, uart: bool = False) -> CountedRun:
     require_tool(program, f"run {binary.name}")
     addresses = symbol_addresses(binary, marks, nm) if marks else {}
     ordered = list(addresses.items())
     with tempfile.TemporaryDirectory(prefix="ek-count-") as scratch:
         log = Path(scratch) / "counts.txt"
-        command = make_command(plugin_argument(log, [a for _, a in ordered]))
+        command = make_command(plugin_argument(log, [a for _, a in ordered]), Path(scratch))
         try:
-            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise QemuTimeout(f"{where} did not finish within {timeout:g} s: the program hangs, or needs "
-                              "a longer run_timeout") from None
+            raise timeout_error(where, timeout) from None
         text = log.read_text() if log.is_file() else ""
-    run = parse_counts(text, [name for name, _ in ordered], done.returncode, done.stdout, done.stderr)
+        recorded = (Path(scratch) / UART_FILE).read_bytes() if uart and (Path(scratch) / UART_FILE).is_file() else None
+    run = parse_counts(text, [name for name, _ in ordered], done.returncode, done.stdout, qemu_messages(done.stderr))
     if done.returncode != 0 and "plugin" in done.stderr.lower() and run.total is None and not run.hits:
         raise edgekit.BuildError(f"QEMU could not load the counting plugin: {done.stderr.strip().splitlines()[0]}")
+    if uart and done.returncode == 0:
+        _read_program_end(run, recorded or b"", where)
     return run
+
+
+def _read_program_end(run: CountedRun, uart: bytes, where: str) -> None:
+    """Exit status, printed text and failure text from the firmware's UART frames."""
+    status, printed, failure = program_end(uart, where)
+    run.stdout += printed
+    if status is None:
+        run.exit_code = 1
+        run.stderr += "ek-harness: the firmware stopped without sending an exit status\n"
+    else:
+        run.exit_code = status
+        if failure:
+            run.stderr += f"ek-harness: {failure}\n"

@@ -1,6 +1,14 @@
 """Firmware around a generated library: start-up code, a linker script from the board's memory map,
-the harness main for a transport (semihosting files or UART frames), compiled with the target's
-toolchain; then flash/RAM accounting from the linker map (whole image and the model's own part)."""
+the harness main speaking framed UART (``ek_serial_main.c``), compiled with the target's toolchain;
+then flash/RAM accounting from the linker map (whole image and the model's own part).
+
+An image for an emulated board whose profile has an ``[emulator]`` I/O region (``io_base``,
+``io_bytes``) can be built RAM-fed (``ram_inputs=True``): the main then reads its input records from
+that region, where QEMU's generic loader puts them, and only sends over the UART.
+
+The firmware's only channel to the host is the board's UART (``ek_frame.h``): the library is
+generated, untrusted code, so nothing is linked that could ask the emulator for host files or
+commands (no semihosting, no rdimon)."""
 
 from __future__ import annotations
 
@@ -15,24 +23,30 @@ from edgekit.plugins.harness.model_table import TABLE_FILE, model_table_source
 
 FIRMWARE_DIR = Path(__file__).parent / "firmware"
 DEFAULT_STACK_BYTES = 16 * 1024
-DEFAULT_HEAP_BYTES = 4 * 1024     # newlib-nano's FILE structures (the harness turns stdio buffers off)
+DEFAULT_HEAP_BYTES = 4 * 1024     # newlib-nano's malloc, should a library or benchmark use it
 DEFAULT_RAM_BASE = 0x20000000
 
-# Harness sources per transport (startup and markers are common).
-TRANSPORTS = {
-    "semihost": ("ek_semihost.c", "ek_file_main.c"),
-    "serial": ("ek_serial_main.c", "ek_uart_cmsdk.c"),
+# Every image: start-up, markers, and frames over the UART (exit status, faults, stdout).
+COMMON_SOURCES = ("ek_startup.c", "ek_markers.c", "ek_frame.c")
+# The UART driver per emulated board (its serial0). Boards not listed get the CMSDK driver when
+# only built; running them needs an entry here (or a real board's port via uart_driver).
+CMSDK_UART = "ek_uart_cmsdk.c"
+UART_DRIVERS = {
+    **dict.fromkeys(("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps2-an511"), CMSDK_UART),
+    **dict.fromkeys(("netduinoplus2", "olimex-stm32-h405"), "ek_uart_stm32.c"),
 }
-# The semihosting build reaches host files through rdimon; the UART build needs no debugger.
-TRANSPORT_SPECS = {
-    "semihost": ("--specs=nano.specs", "--specs=rdimon.specs"),
-    "serial": ("--specs=nano.specs", "--specs=nosys.specs"),
-}
+# nosys: no host calls behind newlib (rdimon would bring semihosting); ek_frame.c supplies _exit and _write.
+LINK_SPECS = ("--specs=nano.specs", "--specs=nosys.specs")
 
 
 # The markers stay in the image even when nothing calls them (a library without profile marks):
 # -u makes them garbage-collection roots, so the counting plugin always finds their addresses.
 MARKER_ROOTS = tuple(f"-Wl,-u,{name}" for name in ("ek_harness_begin", "ek_harness_end", "ek_profile_mark"))
+
+
+def uart_driver(machine: str) -> Path:
+    """The UART driver source for an emulated board (CMSDK for a board the harness does not know)."""
+    return FIRMWARE_DIR / UART_DRIVERS.get(machine, CMSDK_UART)
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,23 @@ class Firmware:
     elf: Path
     map_file: Path
     sizes: dict[str, int] = field(default_factory=dict)
-    transport: str = "semihost"
     profile: bool = False
+    #: (base, bytes) of the RAM the image reads its input records from; None: they come over the UART
+    io_region: tuple[int, int] | None = None
+
+
+def io_region(target: edgekit.Target) -> tuple[int, int] | None:
+    """The profile's I/O region for loaded inputs, or None when it has none (inputs over the UART)."""
+    emu = target.emulator
+    if not emu.io_bytes:
+        return None
+    memory = memory_map(target)
+    for name, base, size in (("flash", memory.flash_base, memory.flash_bytes),
+                             ("RAM", memory.ram_base, memory.ram_bytes)):
+        if emu.io_base < base + size and base < emu.io_base + emu.io_bytes:
+            raise edgekit.UsageError(f"target '{target.name}': [emulator] io_base {emu.io_base:#x} + io_bytes "
+                                     f"{emu.io_bytes} overlaps the board's {name}; give the loader its own memory")
+    return emu.io_base, emu.io_bytes
 
 
 def linker_script(memory: MemoryMap, stack_bytes: int, heap_bytes: int) -> str:
@@ -76,47 +105,49 @@ def linker_script(memory: MemoryMap, stack_bytes: int, heap_bytes: int) -> str:
 
 
 def build_firmware(meta: LibraryMeta, artifact_dir: Path, target: edgekit.Target, work_dir: Path, *,
-                   transport: str = "semihost", profile: bool = False, optimize: str = "-O2",
+                   profile: bool = False, optimize: str = "-O2",
                    stack_bytes: int = DEFAULT_STACK_BYTES, heap_bytes: int = DEFAULT_HEAP_BYTES,
-                   extra_cflags: tuple[str, ...] = (), uart_driver: Path | None = None) -> Firmware:
-    """Compile the library in ``artifact_dir`` with the harness for ``transport`` into
-    ``work_dir/app.elf``. ``profile`` defines the library's profile macro (per-layer marks);
-    ``uart_driver`` replaces the CMSDK UART driver of the serial transport (a board port)."""
-    if transport not in TRANSPORTS:
-        raise edgekit.UsageError(f"unknown harness transport '{transport}'; known: {', '.join(TRANSPORTS)}")
+                   extra_cflags: tuple[str, ...] = (), uart_driver: Path | None = None,
+                   ram_inputs: bool = False) -> Firmware:
+    """Compile the library in ``artifact_dir`` with the UART harness into ``work_dir/app.elf``.
+    ``profile`` defines the library's profile macro (per-layer marks); ``uart_driver`` replaces the
+    board's UART driver (a real board's port); ``ram_inputs`` reads the input records from the
+    profile's I/O region (:func:`io_region`) instead of the UART."""
     artifact_dir, work_dir = Path(artifact_dir).resolve(), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     includes = [f"-I{artifact_dir}"] + [f"-I{artifact_dir / d}" for d in meta.include_dirs]
     common = _common_flags(target, optimize, extra_cflags)
     lib_flags = common + includes + ([f"-D{meta.profile_macro}"] if profile else [])
-    harness_flags = common + [f"-I{FIRMWARE_DIR}"] + includes
+    region = io_region(target) if ram_inputs else None
+    if ram_inputs and region is None:
+        raise edgekit.UsageError(f"target '{target.name}' has no [emulator] io_base/io_bytes to load inputs into")
+    io_defines = [f"-DEK_IO_BASE={region[0]:#x}u", f"-DEK_IO_BYTES={region[1]:#x}u"] if region else []
+    harness_flags = common + [f"-I{FIRMWARE_DIR}"] + io_defines + includes
     (work_dir / TABLE_FILE).write_text(model_table_source(meta), encoding="utf-8")
     lib_units = [(artifact_dir / src, lib_flags) for src in meta.sources]
     for src, _ in lib_units:
         if not src.is_file():
             raise edgekit.UsageError(f"{src}: listed in the backend metadata's sources but missing")
-    harness_sources = [FIRMWARE_DIR / name for name in ("ek_startup.c", "ek_markers.c", *TRANSPORTS[transport])]
-    if uart_driver is not None:
-        harness_sources = [Path(uart_driver) if src.name == "ek_uart_cmsdk.c" else src for src in harness_sources]
+    harness_sources = harness_program_sources(target.emulator.machine, uart_driver) + [FIRMWARE_DIR / "ek_serial_main.c"]
     harness_units = [(src, harness_flags) for src in harness_sources] + [(work_dir / TABLE_FILE, harness_flags)]
     prebuilt = [artifact_dir / obj for obj in meta.objects]
     for obj in prebuilt:
         if not obj.is_file():
             raise edgekit.UsageError(f"{obj}: listed in the backend metadata's objects but missing")
     elf, map_file, objects = _compile_and_link(target, work_dir, lib_units + harness_units, optimize=optimize,
-                                               transport=transport, stack_bytes=stack_bytes, heap_bytes=heap_bytes,
+                                               stack_bytes=stack_bytes, heap_bytes=heap_bytes,
                                                prebuilt=prebuilt)
     model_objects = {str(o) for o in objects[:len(lib_units)]} | {str(o) for o in prebuilt}
     sizes = section_sizes(map_file, model_objects=model_objects,
                           model_ram_objects={str(objects[-1])})  # the table: arena and I/O buffers
-    return Firmware(elf=elf, map_file=map_file, sizes=sizes, transport=transport, profile=profile)
+    return Firmware(elf=elf, map_file=map_file, sizes=sizes, profile=profile, io_region=region)
 
 
 def build_program(sources: list[Path], target: edgekit.Target, work_dir: Path, *,
                   include_dirs: tuple[Path, ...] = (), defines: tuple[str, ...] = (), optimize: str = "-O2",
                   stack_bytes: int = DEFAULT_STACK_BYTES, heap_bytes: int = DEFAULT_HEAP_BYTES) -> Firmware:
     """A bare-metal program of your own (a kernel benchmark): ``sources`` hold ``main()``, and get the
-    harness start-up, semihosting (printf, files, exit status) and the marker functions of
+    harness start-up, the UART frames (exit status, faults, printf) and the marker functions of
     ``ek_harness.h`` (call ``ek_harness_begin()``/``ek_harness_end()`` around the measured region,
     then count with :func:`edgekit.plugins.harness.counting.run_counted`)."""
     work_dir = Path(work_dir)
@@ -124,11 +155,16 @@ def build_program(sources: list[Path], target: edgekit.Target, work_dir: Path, *
     flags = (_common_flags(target, optimize, ()) + [f"-I{FIRMWARE_DIR}"]
              + [f"-I{Path(d).resolve()}" for d in include_dirs] + [f"-D{d}" for d in defines])
     units = [(Path(src), flags) for src in sources]
-    units += [(FIRMWARE_DIR / name, flags) for name in ("ek_startup.c", "ek_markers.c", "ek_semihost.c")]
-    elf, map_file, objects = _compile_and_link(target, work_dir, units, optimize=optimize, transport="semihost",
+    units += [(src, flags) for src in harness_program_sources(target.emulator.machine)]
+    elf, map_file, objects = _compile_and_link(target, work_dir, units, optimize=optimize,
                                                stack_bytes=stack_bytes, heap_bytes=heap_bytes)
     sizes = section_sizes(map_file, model_objects={str(o) for o in objects[:len(sources)]})
     return Firmware(elf=elf, map_file=map_file, sizes=sizes)
+
+
+def harness_program_sources(machine: str, driver: Path | None = None) -> list[Path]:
+    """The harness sources every image links: start-up, markers, UART frames and the board's driver."""
+    return [FIRMWARE_DIR / name for name in COMMON_SOURCES] + [Path(driver or uart_driver(machine))]
 
 
 def _common_flags(target: edgekit.Target, optimize: str, extra: tuple[str, ...]) -> list[str]:
@@ -136,7 +172,7 @@ def _common_flags(target: edgekit.Target, optimize: str, extra: tuple[str, ...])
 
 
 def _compile_and_link(target: edgekit.Target, work_dir: Path, units: list[tuple[Path, list[str]]], *,
-                      optimize: str, transport: str, stack_bytes: int, heap_bytes: int,
+                      optimize: str, stack_bytes: int, heap_bytes: int,
                       prebuilt: list[Path] = ()) -> tuple[Path, Path, list[Path]]:
     """Objects in ``work_dir/obj``, then ``app.elf`` and ``app.map`` linked for the board's memory
     (with the ``prebuilt`` objects)."""
@@ -147,7 +183,7 @@ def _compile_and_link(target: edgekit.Target, work_dir: Path, units: list[tuple[
     script = work_dir / "app.ld"
     script.write_text(linker_script(memory, stack_bytes, heap_bytes), encoding="utf-8")
     elf, map_file = work_dir / "app.elf", work_dir / "app.map"
-    link = [cc, *tc.cflags, optimize, *tc.ldflags, "-nostartfiles", *TRANSPORT_SPECS[transport],
+    link = [cc, *tc.cflags, optimize, *tc.ldflags, "-nostartfiles", *LINK_SPECS,
             "-Wl,--gc-sections", *MARKER_ROOTS, f"-Wl,-Map={map_file}", "-T", str(script),
             *map(str, objects), *map(str, prebuilt), "-lm", "-o", str(elf)]
     try:

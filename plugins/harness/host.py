@@ -17,9 +17,10 @@ from edgekit.plugins.harness.firmware import FIRMWARE_DIR
 from edgekit.plugins.harness.metadata import LibraryMeta, check_statuses, load_metadata, pack_inputs, unpack_outputs
 from edgekit.plugins.harness.model_table import TABLE_FILE, model_table_source
 from edgekit.plugins.harness.options import HarnessOptions
-from edgekit.plugins.harness.qemu import INPUT_FILE, OUTPUT_FILE
 
 HOST_CC = "gcc"
+INPUT_FILE = "ek_inputs.bin"     # the names ek_file_main.c opens, relative to the working directory
+OUTPUT_FILE = "ek_outputs.bin"
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 # Leak checking needs ptrace, which containers often forbid; the harness frees nothing it keeps anyway.
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",

@@ -87,6 +87,7 @@ class LibraryMeta:
         if not data["inputs"] or not data["outputs"]:
             raise edgekit.UsageError(f"{where}: the library has no inputs or no outputs; "
                                      "the harness feeds inputs and reads outputs")
+        _check_names(data, where)
         return cls(
             name=str(data.get("name", "model")), header=str(data["header"]),
             sources=tuple(data["sources"]), include_dirs=tuple(data.get("include_dirs", ())),
@@ -96,6 +97,23 @@ class LibraryMeta:
             outputs=tuple(_tensor(t, where) for t in data["outputs"]),
             layers=tuple(data.get("layers", ())), profile_macro=str(data.get("profile_macro", "EK_PROFILE")),
             objects=tuple(data.get("objects", ())))
+
+
+def _check_names(data: dict[str, Any], where: str) -> None:
+    """The names the harness writes into its C (``ek_model_table.c``) and command lines come from
+    the metadata, which an output directory carries: only identifiers and plain relative paths."""
+    from edgekit.naming import require_identifier, require_relative_path
+
+    try:
+        for key in ("run_function", "profile_macro"):
+            if key in data:
+                require_identifier(data[key], f"metadata '{key}'")
+        require_relative_path(data["header"], "metadata 'header'")
+        for key in ("sources", "include_dirs", "objects"):
+            for path in data.get(key, ()):
+                require_relative_path(path, f"metadata '{key}' entry")
+    except edgekit.BuildError as exc:
+        raise edgekit.UsageError(f"{where}: {exc}") from None
 
 
 def _tensor(data: dict[str, Any], where: str) -> TensorSpec:

@@ -1,9 +1,14 @@
-"""The ``qemu`` runner: firmware on an emulated Cortex-M board, fed through semihosting files.
+"""The ``qemu`` runner: the UART harness firmware on an emulated Cortex-M board.
 
-One image is built without and (for per-layer counts) one with the library's profile macro; each is
-run once over all input records. ``instructions`` comes from the unprofiled image (marker calls
-inside the library would add a few instructions per layer); ``instructions_per_layer`` from the
-profiled one, as differences of consecutive ``ek_profile_mark`` hits."""
+Outputs travel as frames over the board's UART (QEMU's stdin/stdout, see :mod:`uart_link`): the
+library is generated, untrusted code, and the UART gives it no way to the host's files or commands,
+which semihosting would. Inputs: on a profile with an ``[emulator]`` I/O region (``io_base``,
+``io_bytes``) the image is built RAM-fed and QEMU's loader puts all input records into that region
+before the start (several QEMU runs when they do not fit); otherwise they go over the UART, the
+``serial`` runner's conversation. One image is built without and (for per-layer counts) one with the
+library's profile macro. ``instructions`` comes from the unprofiled image (marker calls inside the
+library would add a few instructions per layer); ``instructions_per_layer`` from the profiled one, as
+differences of consecutive ``ek_profile_mark`` hits."""
 
 from __future__ import annotations
 
@@ -17,54 +22,10 @@ import numpy as np
 
 import edgekit
 from edgekit.plugins.harness import counting
-from edgekit.plugins.harness.compile import sibling_tool
-from edgekit.plugins.harness.firmware import Firmware, build_firmware
-from edgekit.plugins.harness.metadata import (LibraryMeta, check_statuses, load_metadata, pack_inputs,
-                                               unpack_outputs)
+from edgekit.plugins.harness.firmware import Firmware, build_firmware, io_region
+from edgekit.plugins.harness.metadata import LibraryMeta, load_metadata
 from edgekit.plugins.harness.options import HarnessOptions
-
-INPUT_FILE = "ek_inputs.bin"     # the names ek_file_main.c opens, relative to QEMU's working directory
-OUTPUT_FILE = "ek_outputs.bin"
-BEGIN, END, MARK = "ek_harness_begin", "ek_harness_end", "ek_profile_mark"
-EXIT_MEANINGS = {
-    3: "the firmware could not open its input/output files through semihosting",
-    4: "the input file ended inside a record",
-}
-STACK_OVERFLOW = 98
-
-
-def require_board(target: edgekit.Target) -> None:
-    if not (target.emulator.program and target.emulator.machine):
-        raise edgekit.UsageError(f"target '{target.name}' is build-only: no QEMU board emulates it here; "
-                                 "build without --run, or pick an emulated target (cortex-m0plus, cortex-m4, cortex-m7)")
-
-
-def run_firmware(firmware: Firmware, target: edgekit.Target, inputs_blob: bytes, work_dir: Path,
-                 marks: list[str], timeout: float, where: str) -> tuple[counting.CountedRun, bytes]:
-    """Write the input records, run the image under QEMU with the counting plugin, read the outputs."""
-    (work_dir / INPUT_FILE).write_bytes(inputs_blob)
-    emu = target.emulator
-    run = counting.run_counted(firmware.elf, machine=emu.machine, cpu=emu.cpu, marks=marks,
-                               program=emu.program, timeout=timeout, cwd=work_dir,
-                               nm=sibling_tool(target.toolchain.cc, "nm"))
-    check_exit(run, where, firmware.sizes.get("stack_reserved_bytes"))
-    output = work_dir / OUTPUT_FILE
-    return run, output.read_bytes() if output.is_file() else b""
-
-
-def check_exit(run: counting.CountedRun, where: str, stack_reserved: int | None = None) -> None:
-    if run.exit_code == 0:
-        return
-    if run.exit_code == STACK_OVERFLOW:
-        reserved = f"the {stack_reserved:,} B " if stack_reserved else "the "
-        raise edgekit.BuildError(f"{where}: stack overflow: the model used more than {reserved}reserved stack; "
-                                 "reserve more with --option stack_bytes=N")
-    said = [line for line in (run.stdout + run.stderr).splitlines() if "ek-harness:" in line]
-    message = said[0].split("ek-harness:", 1)[1].strip() if said else ""
-    if run.exit_code == 99:
-        raise edgekit.BuildError(f"{where}: the firmware crashed: {message or 'HardFault'}")
-    meaning = EXIT_MEANINGS.get(run.exit_code, message or "the model or harness failed")
-    raise edgekit.BuildError(f"{where}: exited with status {run.exit_code}: {meaning}")
+from edgekit.plugins.harness.uart_link import BEGIN, END, MARK, require_board, run_emulated
 
 
 def layer_counts(run: counting.CountedRun, n_layers: int, n_records: int) -> list[list[int]] | None:
@@ -96,31 +57,32 @@ class QemuRunner(edgekit.Runner):
         target = context.target
         require_board(target)
         options = HarnessOptions.from_context(context)
-        blob = pack_inputs(meta, inputs)
         profile = options.profile_layers and bool(meta.layers)
         with tempfile.TemporaryDirectory(prefix="ek-qemu-") as scratch:
             work = Path(scratch)
+            ram_inputs = io_region(target) is not None
             variants = [("run", False)] + ([("profile", True)] if profile else [])
             with ThreadPoolExecutor(max_workers=len(variants)) as pool:
                 builds = list(pool.map(lambda v: build_firmware(
                     meta, artifact_dir, target, work / v[0], profile=v[1], optimize=options.optimize,
-                    stack_bytes=options.stack_bytes), variants))
+                    stack_bytes=options.stack_bytes, ram_inputs=ram_inputs), variants))
             where = f"{meta.name} on {target.emulator.machine}"
-            jobs = [(builds[0], "run", [BEGIN, END], where)]
+            jobs = [(builds[0], [BEGIN, END], where)]
             if profile:
-                jobs.append((builds[1], "profile", [BEGIN, END, MARK], where + " (profiled)"))
+                jobs.append((builds[1], [BEGIN, END, MARK], where + " (profiled)"))
             # Both images run at once (one QEMU process each); the plain run's errors come first.
             with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-                futures = [pool.submit(run_firmware, fw, target, blob, work / sub, marks, options.run_timeout, at)
-                           for fw, sub, marks, at in jobs]
+                futures = [pool.submit(run_emulated, fw, target, meta, inputs, options.run_timeout, marks, at)
+                           for fw, marks, at in jobs]
                 outcomes = [f.result() for f in futures]
-            run, data = outcomes[0]
-            records = unpack_outputs(meta, data, len(inputs), where)
-            check_statuses(records, meta, where)
+            records, run = outcomes[0]
             spans = run.between(BEGIN, END)
+            if len(spans) != len(inputs):
+                raise edgekit.BuildError(f"{where}: the counting plugin saw {len(spans)} inferences for "
+                                         f"{len(inputs)} inputs (QEMU exit {run.exit_code})")
             per_layer = profiled = missing = None
             if profile:
-                prun = outcomes[1][0]
+                prun = outcomes[1][1]
                 per_layer = layer_counts(prun, len(meta.layers), len(inputs))
                 profiled = prun.between(BEGIN, END)
                 if per_layer is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.plugins.mcu.cnames import NameTable
+from edgekit.naming import SymbolTable, c_comment
 from edgekit.plugins.mcu.planner import MemoryPlan
 from edgekit.plugins.mcu.schedule import C_TYPES, ConstRef, CSymbol, Layer, Schedule, dims_str
 
@@ -42,16 +42,6 @@ def c_float(v: float) -> str:
     return s + "f"
 
 
-def c_comment(text: str) -> str:
-    """Text safe inside /* */ and ASCII-only (ONNX names may hold anything)."""
-    text = text.replace("*/", "* /").replace("/*", "/ *")
-    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\n", " ")
-
-
-def c_string(text: str) -> str:
-    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\\", "\\\\").replace('"', '\\"')
-
-
 @dataclass
 class Names:
     """Every C identifier of one generated model."""
@@ -66,29 +56,50 @@ class Names:
         return self.prefix.upper()
 
 
+def library_identifiers(prefix: str, sched: Schedule) -> tuple[str, ...]:
+    """The fixed identifiers of a library's translation units (its API, size macros, the locals and
+    macros of ``<prefix>.c``): reserved before any model name is given one."""
+    P = prefix.upper()
+    api = [f"{P}_{what}" for what in ("H", "ARENA_SIZE", "ARENA_ALIGN", "NUM_INPUTS", "NUM_OUTPUTS",
+                                       "NUM_LAYERS", "SECTION")]
+    api += [f"{prefix}_{what}" for what in ("run", "run_io", "arena", "expert_load", "weights", "weights_t")]
+    api += [f"{P}_{kind}_{i}_{what}" for kind, tensors in (("INPUT", sched.inputs), ("OUTPUT", sched.outputs))
+            for i in range(len(tensors)) for what in ("COUNT", "BYTES", "RANK", "SHAPE", "SCALE", "ZERO_POINT")]
+    api += [f"{prefix}_{moe.layer.name}_experts" for moe in sched.moe]
+    api += [f"SCRATCH_{i}" for i in range(len(sched.layers))]
+    # parameters and locals of the run functions and of the weak expert load hook
+    return (*api, "inputs", "outputs", "input", "output", "arena", "weights", "W", "layer", "expert", "slot",
+            "stored", "bytes", "src", "dst", "i", "EK_PROFILE", "EK_PROFILE_MARK")
+
+
 def assign_names(prefix: str, sched: Schedule, weights_pointer: str | None = None) -> Names:
-    """Tensors, constants and layers each get their own table: they are used with distinct
-    prefixes/suffixes (OFFSET_x / in_x / out_x, <prefix>_x, x_params), so they cannot collide.
-    ``weights_pointer``: the constants are fields of a struct reached through that pointer (an
-    expert sub-library's weights), not arrays of their own."""
-    tensor_table = NameTable(reserved=("arena", "inputs", "outputs", "EK_T"))
+    """Every identifier made from a model name, from one :class:`~edgekit.naming.SymbolTable` per
+    library: each tensor, constant and layer claims all the forms it is written as (``in_x``,
+    ``out_x``, ``OFFSET_x``, ``<PREFIX>_INPUT_X_COUNT``; ``<prefix>_x``; ``x_params``, ``x_inputs``),
+    so no two can meet, nor meet a fixed name. ``weights_pointer``: the constants are fields of a
+    struct reached through that pointer (an expert sub-library's weights), not arrays of their own."""
+    P = prefix.upper()
+    table = SymbolTable(reserved=library_identifiers(prefix, sched))
+    # an expert sub-library's header (included by this source) owns every name under its prefix
+    table.reserve_prefix(*(f"{prefix}_{moe.layer.name}_e" for moe in sched.moe))
+    io = set(sched.inputs) | set(sched.outputs)
     tensors = {}
-    for name in sched.inputs + sched.outputs + sorted(set(sched.tensors) - set(sched.inputs) -
-                                                      set(sched.outputs)):
-        tensors[name] = tensor_table.get(name)
+    for name in sched.inputs + sched.outputs + sorted(set(sched.tensors) - io):
+        forms = ("in_{}", "out_{}", "OFFSET_{}")
+        if name in io:
+            forms += tuple(f"{P}_{kind}_{{}}_{what}" for kind in ("INPUT", "OUTPUT") for what in ("COUNT", "INDEX"))
+        tensors[name] = table.claim(("tensor", name), name, forms)
     for name, t in sched.tensors.items():
         t.c_name = tensors[name]
-    const_table = NameTable()
     consts = {}
     for key, c in sched.consts.items():
         # Keys are "<node>__<role>": name the node's first fused part, keep the role readable.
         base, _, role = key.rpartition("__") if "__" in key else (key, "", "")
         hint = f"{base.split(';', 1)[0]}_{role}" if role else key
-        field_name = const_table.get(key, hint=hint)
+        field_name = table.claim(("const", key), hint, ("{}",) if weights_pointer else (f"{prefix}_{{}}",), "c")
         c.c_name = field_name if weights_pointer else f"{prefix}_{field_name}"
         consts[key] = f"{weights_pointer}->{field_name}" if weights_pointer else c.c_name
-    layer_table = NameTable()
-    layers = [layer_table.get(f"{i}:{layer.node}", hint=layer.node or f"layer{i}")
+    layers = [table.claim(("layer", i), layer.node or f"layer{i}", ("{}_params", "{}_inputs"), "layer")
               for i, layer in enumerate(sched.layers)]
     return Names(prefix, tensors, consts, layers)
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 
+from edgekit.naming import require_identifier, require_relative_path
+
 
 def integration_files(prefix: str, sources: list[str], objects: list[str] = (), kernels: str = "edgekit",
                       input_types: list[str] = (), output_types: list[str] = (),
                       static_arena: bool = False) -> dict[str, str]:
     """Every integration file, by path. ``objects``: prebuilt objects the library links (TVM's
     kernels); PlatformIO's library.json cannot carry them, so it is written only without objects."""
+    require_identifier(prefix, "library prefix")  # it lands in CMake, Make, Kconfig, YAML and JSON
+    for path in [*sources, *objects]:
+        require_relative_path(path, "library source")
     files = {
         "CMakeLists.txt": cmake_lists(prefix, [*sources, *objects]),
         f"{prefix}.mk": makefile_fragment(prefix, sources, objects),

@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 
 from edgekit.plugins.mcu import emit_c, emit_integration, emit_moe, plan_svg
-from edgekit.plugins.mcu.cnames import model_prefix
+from edgekit.naming import library_prefix
 from edgekit.plugins.mcu.graph import GraphView, prepare
 from edgekit.plugins.mcu.planner import MemoryPlan, plan
 from edgekit.plugins.mcu.schedule import Schedule, dims_str, lower
@@ -95,7 +95,7 @@ def generate(model: onnx.ModelProto, out_dir: Path, name: str = "model", static_
     ``moe_options``: how mixture-of-experts layers run (see :mod:`.ops_moe`).
     ``int8_arithmetic``: onnx or tflite (None: the model's metadata, see :mod:`.qmath`)."""
     out_dir = Path(out_dir)
-    prefix = model_prefix(name)
+    prefix = library_prefix(name)
     sched = lower_model(model, target_name, int8_io, soft_float, moe_options, int8_arithmetic)
     mem = plan(sched, borrow_outputs=output_workspace)
     names = emit_c.assign_names(prefix, sched)

@@ -3,8 +3,8 @@ Hand-written SVG text with fixed number formatting, so the file is byte-identica
 
 from __future__ import annotations
 
-from html import escape
 
+from edgekit.naming import xml_text
 from edgekit.plugins.mcu.planner import MemoryPlan
 from edgekit.plugins.mcu.schedule import Schedule
 
@@ -20,8 +20,8 @@ def render(plan: MemoryPlan, sched: Schedule, title: str) -> str:
     sx, sy = plot_w / steps, plot_h / arena
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
            f'viewBox="0 0 {_W} {_H}" font-family="sans-serif" font-size="10">',
-           f'<title>{escape(title)}</title>',
-           f'<text x="{_LEFT}" y="20" font-size="13">{escape(title)}: arena {plan.arena_bytes} B, '
+           f'<title>{xml_text(title)}</title>',
+           f'<text x="{_LEFT}" y="20" font-size="13">{xml_text(title)}: arena {plan.arena_bytes} B, '
            f'lower bound {plan.lower_bound_bytes} B, ratio {plan.ratio:.3f}'
            + (f'; {plan.borrowed_bytes} B more in output buffers before they are written'
               if plan.borrowed else '') + '</text>',
@@ -33,7 +33,7 @@ def render(plan: MemoryPlan, sched: Schedule, title: str) -> str:
         y = _TOP + b.offset * sy
         h = max(b.size * sy, 0.5)
         names = [sched.tensors[t].c_name or t for t in b.tensors] or [f"scratch of layer {b.scratch_of}"]
-        label = escape(", ".join(names))
+        label = xml_text(", ".join(names))
         color = _COLORS[b.id % len(_COLORS)]
         out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{color}" '
                    f'fill-opacity="0.7" stroke="#222" stroke-width="0.5"><title>{label}: offset '

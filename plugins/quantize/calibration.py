@@ -17,6 +17,7 @@ import onnx
 
 from edgekit.errors import UsageError, one_line
 from edgekit.model import graph_inputs
+from edgekit.userfiles import load_arrays, regular_file
 
 SUPPORTED = ".npy, .npz, a directory of them, or file.py:function"
 
@@ -56,38 +57,33 @@ def _from_arrays(arrays: dict[str, np.ndarray], shapes, where: str) -> list[dict
     return [{name: per_input[name][i] for name in shapes} for i in range(counts.pop())]
 
 
-def _load_file(path: Path, shapes) -> list[dict[str, np.ndarray]]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise UsageError(f"{path}: unreadable calibration data ({one_line(exc)})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            return _from_arrays({k: data[k] for k in data.files}, shapes, str(path))
+def _load_file(path: Path, shapes, flag: str) -> list[dict[str, np.ndarray]]:
+    label = f"{flag} {path}"
+    data = load_arrays(path, label)
+    if isinstance(data, dict):
+        return _from_arrays(data, shapes, label)
     if len(shapes) != 1:
-        raise UsageError(f"{path}: a .npy file feeds a single input; the model has {len(shapes)} "
+        raise UsageError(f"{label}: a .npy file feeds a single input; the model has {len(shapes)} "
                          f"({', '.join(shapes)}): use a .npz with arrays named after them")
-    return _from_arrays({next(iter(shapes)): data}, shapes, str(path))
+    return _from_arrays({next(iter(shapes)): data}, shapes, label)
 
 
-def _load_function(spec: str, shapes) -> list[dict[str, np.ndarray]]:
+def _load_function(spec: str, shapes, flag: str) -> list[dict[str, np.ndarray]]:
     file, _, function = spec.rpartition(":")
-    path = Path(file)
-    if not path.is_file():
-        raise UsageError(f"--calibration {spec}: file '{file}' not found")
+    path = regular_file(Path(file), f"{flag} {spec}", "a Python file")
     module_spec = importlib.util.spec_from_file_location(f"edgekit_calibration_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
         samples = list(getattr(module, function)())
     except AttributeError:
-        raise UsageError(f"--calibration {spec}: '{file}' has no function '{function}'") from None
+        raise UsageError(f"{flag} {spec}: '{file}' has no function '{function}'") from None
     except Exception as exc:
-        raise UsageError(f"--calibration {spec}: {type(exc).__name__}: {one_line(exc)}") from None
+        raise UsageError(f"{flag} {spec}: {type(exc).__name__}: {one_line(exc)}") from None
     out = []
     for i, sample in enumerate(samples):
         if not isinstance(sample, dict):
-            raise UsageError(f"--calibration {spec}: item {i} is a {type(sample).__name__}, expected a "
+            raise UsageError(f"{flag} {spec}: item {i} is a {type(sample).__name__}, expected a "
                              f"dict of input name -> array")
         out.extend(_from_arrays(sample, shapes, f"{spec} item {i}"))
     return out
@@ -97,18 +93,16 @@ def load_samples(spec: str, model: onnx.ModelProto, flag: str = "--calibration")
     """Every sample the spec names, as input dicts; UsageError naming the flag/file otherwise."""
     shapes = _shapes(model)
     if ".py:" in spec:
-        samples = _load_function(spec, shapes)
+        samples = _load_function(spec, shapes, flag)
     else:
         path = Path(spec)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
             if not files:
                 raise UsageError(f"{flag} {spec}: the directory holds no .npy/.npz files")
-            samples = [s for f in files for s in _load_file(f, shapes)]
+            samples = [s for f in files for s in _load_file(f, shapes, flag)]
         elif path.suffix in (".npy", ".npz"):
-            if not path.is_file():
-                raise UsageError(f"{flag} {spec}: file not found")
-            samples = _load_file(path, shapes)
+            samples = _load_file(path, shapes, flag)
         else:
             raise UsageError(f"{flag} {spec}: unsupported data; give {SUPPORTED}")
     if not samples:

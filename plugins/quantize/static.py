@@ -21,6 +21,7 @@ import onnx
 from onnx import version_converter
 
 from edgekit.errors import BuildError, UsageError, one_line
+from edgekit.model import for_runtime
 
 METHODS = ("minmax", "percentile", "entropy")
 #: Opset the per-channel QDQ form needs (the axis attribute of Q/DQ).
@@ -49,11 +50,12 @@ class _Reader:
 
 @contextlib.contextmanager
 def _quiet_onnxruntime_logging():
-    """onnxruntime's quantizer logs advice to the root logger and prints calibration progress to
-    stdout (which is the CLI's report): keep both out of the user's terminal."""
+    """onnxruntime's quantizer logs advice to the root logger (and a traceback, as an error, when its
+    optional pre-processing fails) and prints calibration progress to stdout (which is the CLI's
+    report): keep both out of the user's terminal. Its real failures raise, and are reported."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
@@ -76,7 +78,9 @@ def quantize_int8(model: onnx.ModelProto, samples: list[dict[str, np.ndarray]], 
         model = version_converter.convert_version(model, MIN_OPSET)
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp, _quiet_onnxruntime_logging():
         src, pre, dst = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "qdq.onnx"
-        onnx.save(model, src)
+        # onnxruntime (the pre-processing and the calibration sessions) refuses IR versions newer
+        # than it knows, which onnx writes by default
+        onnx.save(for_runtime(model), src)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         except Exception:  # pre-processing is advice; quantization works without it

@@ -185,6 +185,10 @@ def _tensor(model, buf: bytes, t, i: int, where: str) -> Tensor:
         raise UsageError(f"{what} has shape {list(shape)}: a negative dim (dynamic shapes are not read; "
                          f"re-export with a fixed shape)")
     dtype = DTYPES.get(t.Type())
+    if dtype is None:  # the converter and every consumer of Tensor.dtype need one
+        raise UsageError(f"{what} has TFLite type {_type_name(t.Type())}, which the importer does not read "
+                         f"(it reads {', '.join(np.dtype(d).name for d in DTYPES.values())}); re-export the "
+                         f"model with those types")
     if t.Buffer() >= model.BuffersLength():
         raise UsageError(f"{what} refers to buffer {t.Buffer()}, but the file has {model.BuffersLength()}")
     b = model.Buffers(t.Buffer())
@@ -196,13 +200,17 @@ def _tensor(model, buf: bytes, t, i: int, where: str) -> Tensor:
             raise UsageError(f"{what}: its buffer {t.Buffer()} lies past the end of the file "
                              f"(bytes {b.Offset()}..{b.Offset() + b.Size()} of {len(buf)}); is it truncated?")
         raw = buf[b.Offset():b.Offset() + b.Size()]
-    data = None if raw is None else _constant(raw, shape, dtype, t.Type(), what)
+    data = None if raw is None else _constant(raw, shape, dtype, what)
     return Tensor(i, name, shape, dtype, int(t.Type()), data, _quantization(t.Quantization(), dtype, shape, what))
 
 
-def _constant(raw: bytes, shape: tuple[int, ...], dtype, type_code: int, what: str) -> np.ndarray:
-    if dtype is None:
-        raise UsageError(f"{what} has TFLite type {type_code}, which the importer does not read")
+def _type_name(code: int) -> str:
+    """``STRING (5)``: the schema's name of a TensorType code, and the code."""
+    names = {v: k for k, v in vars(_tflite().TensorType).items() if not k.startswith("_") and isinstance(v, int)}
+    return f"{names.get(code, 'unknown')} ({code})"
+
+
+def _constant(raw: bytes, shape: tuple[int, ...], dtype, what: str) -> np.ndarray:
     expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     if len(raw) != expected:
         raise UsageError(f"{what}: its buffer holds {len(raw)} bytes, but shape {list(shape)} of "

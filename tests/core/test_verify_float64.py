@@ -60,3 +60,20 @@ def test_float64_reference_is_none_for_what_the_evaluator_cannot_run():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid("com.example", 1)])
     assert run_float64(model, [{"x": np.zeros(2, np.float32)}]) is None
+
+
+def test_an_infinity_matches_only_the_same_infinity():
+    # inf - inf and inf - (atol + rtol * inf) are NaN: compared as numbers they would pass.
+    from edgekit.passes import Tolerance
+    from edgekit.verify import compare
+
+    tolerance = Tolerance(atol=1e-4, rtol=1e-4)
+
+    def judged(ref: float, act: float):
+        return compare([{"y": np.array([ref, 2.0], np.float32)}], [{"y": np.array([act, 2.0], np.float32)}],
+                       tolerance)
+
+    for ref, act in ((np.inf, 1.0), (np.inf, -np.inf), (5.0, -np.inf)):
+        assert "infinity" in judged(ref, act).mismatch
+    same = judged(-np.inf, -np.inf)
+    assert not same.mismatch and same.worst_excess <= 0

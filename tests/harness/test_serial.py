@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 import serial
 from conftest import context_for, make_artifact, random_inputs
@@ -22,19 +24,20 @@ def test_frames_round_trip_and_bad_crc_is_refused():
     port.write(bytes(broken))
     with pytest.raises(edgekit.BuildError, match="CRC"):
         session.read_frame()
-    port.write(encode_frame(b"F", b"ek-harness: HardFault at pc=0x1"))
-    with pytest.raises(edgekit.BuildError, match="HardFault at pc=0x1"):
+    port.write(encode_frame(b"T", b"printed\n") + encode_frame(b"F", struct.pack("<I", 99) + b"ek-harness: HardFault at pc=0x1"))
+    with pytest.raises(edgekit.BuildError, match="crashed: HardFault at pc=0x1"):
         session.read_frame()
+    assert session.console == "printed\n"
     with pytest.raises(edgekit.BuildError, match="no complete reply"):
         SerialSession(port, timeout=0.2, where="loop").read_frame()
 
 
-def test_emulated_uart_round_trip_matches_semihosting(tmp_path):
+def test_serial_and_qemu_runners_agree(tmp_path):
     artifact = make_artifact(tmp_path / "out")
     feeds = random_inputs(3, seed=5)
     over_uart = SerialRunner().run(artifact, feeds, context_for("cortex-m4"))
-    semihosted = QemuRunner().run(artifact, feeds, context_for("cortex-m4", profile_layers=False))
-    for a, b in zip(over_uart, semihosted):
+    on_qemu = QemuRunner().run(artifact, feeds, context_for("cortex-m4", profile_layers=False))
+    for a, b in zip(over_uart, on_qemu):
         assert a.outputs["y"].tobytes() == b.outputs["y"].tobytes()
         # Same library objects, same markers: the same instructions per inference.
         assert a.measurements["instructions"] == b.measurements["instructions"]

@@ -260,9 +260,11 @@ def test_dynamic_shapes_are_refused_with_a_hint():
 
 
 def test_model_prefix_is_a_safe_identifier():
-    from edgekit.plugins.mcu.cnames import model_prefix
-    assert model_prefix("ic-resnet8 v2") == "ic_resnet8_v2"
-    assert model_prefix("8bit") == "model_8bit"
-    assert model_prefix("int") == "model_int"
-    assert model_prefix("EK") == "m_EK" and model_prefix("ek_net") == "m_ek_net"
-    assert model_prefix(None) == "model"
+    from edgekit.naming import library_prefix
+
+    assert library_prefix("ic-resnet8 v2") == "ic_resnet8_v2"
+    assert library_prefix("8bit") == "model_8bit"
+    assert library_prefix("int") == "model_int"
+    assert library_prefix("EK") == "m_EK" and library_prefix("ek_net") == "model_ek_net"
+    assert library_prefix("stdint") == "m_stdint" and library_prefix("example_main") == "m_example_main"
+    assert library_prefix(None) == "model"

@@ -1,5 +1,5 @@
-/* ek_file_main.c: the file-protocol harness main, shared by the firmware (files on the host through
- * semihosting) and the host build (plain files).
+/* ek_file_main.c: the file-protocol harness main of the host build (plain files; the host runner).
+ * Firmware speaks frames over its UART instead (ek_serial_main.c).
  *
  * Protocol: EK_INPUT_FILE holds records back to back, each the model's inputs in order (raw bytes);
  * for every record, EK_OUTPUT_FILE receives the outputs in order followed by an ek_record_trailer.

@@ -1,5 +1,5 @@
 /* ek_harness.h: the contract between the harness main loops, the generated model table and the
- * per-transport pieces (semihosting files, UART frames, host files). */
+ * per-transport pieces (UART frames on firmware, files on the host build). */
 #ifndef EK_HARNESS_H
 #define EK_HARNESS_H
 
@@ -39,7 +39,7 @@ typedef struct {
 
 /* Exit codes the runners recognise (besides the model's own status). */
 #define EK_EXIT_OK 0
-#define EK_EXIT_IO 3                   /* input/output file could not be opened or read */
+#define EK_EXIT_IO 3                   /* inputs unreadable: an I/O file (host), a bad loaded header (RAM-fed) */
 #define EK_EXIT_SHORT_RECORD 4         /* the input file ended inside a record */
 #define EK_EXIT_STACK_OVERFLOW 98
 #define EK_EXIT_FAULT 99

@@ -19,7 +19,7 @@ extern void __ek_initial_sp(void);     /* same address as __stack_top, typed for
 void Reset_Handler(void);
 void ek_fault_entry(void);
 void ek_unexpected_handler(void);
-void ek_transport_init(void);           /* the transport's start-up (semihosting handles, UART) */
+void ek_transport_init(void);           /* the transport's start-up (the UART) */
 int main(void);
 
 /* newlib's exit path calls these; crti/crtn are not linked (-nostartfiles). */

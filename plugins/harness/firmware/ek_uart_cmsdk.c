@@ -18,10 +18,18 @@
 #define STATE_TX_FULL 0x1u
 #define STATE_RX_FULL 0x2u
 
+/* CMSDK TIMER0 (MPS2: 0x40000000), free running, no interrupt. QEMU 7.2 can miss the moment its
+ * UART may take the next input byte and sleep until some other event; with no network backend
+ * nothing else wakes it. A running timer wakes QEMU's main loop every millisecond. */
+#define TIMER_REG(offset) (*(volatile uint32_t *)(0x40000000u + (offset)))
+
 void ek_uart_init(void)
 {
     UART_BAUDDIV = EK_UART_BAUDDIV;
     UART_CTRL = 0x3u;                  /* TX and RX enabled, no interrupts */
+    TIMER_REG(0x08u) = 25000u;         /* RELOAD: 1 ms at 25 MHz */
+    TIMER_REG(0x04u) = 25000u;         /* VALUE */
+    TIMER_REG(0x00u) = 0x1u;           /* CTRL: enable, no interrupt */
 }
 
 void ek_uart_putc(uint8_t byte)
@@ -36,4 +44,10 @@ uint8_t ek_uart_getc(void)
     while (!(UART_STATE & STATE_RX_FULL)) {
     }
     return (uint8_t)UART_DATA;
+}
+
+void ek_uart_flush(void)
+{
+    while (UART_STATE & STATE_TX_FULL) {
+    }
 }
