@@ -73,19 +73,8 @@ def _raise(signum, frame) -> None:
     _raised.set()
     # Before anything unwinds: a compiler's cc1/as still writing into a temporary directory while a
     # `with` block removes it would leave the directory behind.
-    _end_children_now()
-    _start_reaper()
+    stop_children()
     raise Interrupted(signum)
-
-
-def _end_children_now(grace: float = 0.5) -> None:
-    """SIGTERM to every descendant, SIGKILL to those still there after ``grace`` seconds."""
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        for pid in descendants():
-            _kill(pid, signum)
-        deadline = time.monotonic() + grace
-        while descendants() and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS / 5)
 
 
 @contextmanager
@@ -124,8 +113,8 @@ def _handlers(handler: Callable) -> Iterator[None]:
 
 def stop_children(timeout: float = GRACE_SECONDS + 1.0) -> None:
     """Terminate every descendant process and wait until they are gone (those that ignore SIGTERM
-    are killed after GRACE_SECONDS), so none outlives this process. The CLI calls this once an
-    interrupted build has unwound."""
+    are killed after GRACE_SECONDS), so none outlives this process. The signal handler calls this
+    before the build unwinds, and the CLI again once it has (a worker may have started one since)."""
     _start_reaper()
     deadline = time.monotonic() + timeout
     while descendants() and time.monotonic() < deadline:
