@@ -18,9 +18,9 @@ setup: debian $(STAMP)
 debian:
 	bash scripts/install-debian-packages.sh
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py constraints/tested.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev,torch,tvm,tune,tflite]'
+	$(BIN)/python -m pip install -q -c constraints/tested.txt -e '.[dev,torch,tvm,tune,tflite]'
 	touch $(STAMP)
 
 demo: setup

@@ -27,7 +27,7 @@ REFERENCES = {
 
 
 def _build(model: Path, target: str, out: Path, run: bool) -> tuple[dict, float]:
-    from edgekit.build import BuildRequest, build
+    from edgekit.building import BuildRequest, build
     from edgekit.registry import Registry
 
     start = time.perf_counter()

@@ -67,7 +67,7 @@ def layer_type(layer: dict) -> str:
 
 
 def build(model: Path, target: str, out: Path, quantize: bool, options: dict | None = None) -> dict:
-    from edgekit.build import BuildRequest, build as edgekit_build
+    from edgekit.building import BuildRequest, build as edgekit_build
     from edgekit.registry import default_registry
 
     return edgekit_build(BuildRequest(model=str(model), target=target, output=out, run=True, verify_samples=4,

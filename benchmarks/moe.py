@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.registry import default_registry
 
 REPO = Path(__file__).resolve().parents[1]

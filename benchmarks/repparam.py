@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "examples" / "repparam"))
 
 from export import EXAMPLES, EXPORTERS, export  # noqa: E402
 
-from edgekit.build import BuildRequest, build  # noqa: E402
+from edgekit.building import BuildRequest, build  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 from edgekit.model import model_stats, op_counts  # noqa: E402
 from edgekit.registry import default_registry  # noqa: E402

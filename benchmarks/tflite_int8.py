@@ -34,7 +34,7 @@ PUBLISHED_MS = {"kws_dscnn": {"TFLM reference": 181.9, "microTVM": 144.0, "micro
 
 
 def measure(name: str, work: Path, samples: int) -> dict:
-    from edgekit.build import BuildRequest, build
+    from edgekit.building import BuildRequest, build
     from edgekit.registry import default_registry
 
     report = build(BuildRequest(model=str(MODELS / f"{name}_int8.tflite"), target="cortex-m4",

@@ -46,7 +46,7 @@ def registry():
 
 
 def build(model, target, out, run, **options):
-    from edgekit.build import BuildRequest, build as edgekit_build
+    from edgekit.building import BuildRequest, build as edgekit_build
 
     started = time.perf_counter()
     report = edgekit_build(BuildRequest(model=str(model), target=str(target), output=out, run=run,

@@ -53,7 +53,7 @@ def registry():
 
 
 def build(model: Path, target: str, out: Path, run: bool, options: dict) -> tuple[dict, float]:
-    from edgekit.build import BuildRequest, build as edgekit_build
+    from edgekit.building import BuildRequest, build as edgekit_build
 
     started = time.perf_counter()
     report = edgekit_build(BuildRequest(model=str(model), target=target, output=out, run=run, options=options),

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def importer_ops() -> frozenset[str]:
     """ONNX op types (default domain) TVM's Relax ONNX importer converts."""
+    from edgekit.compiler.requires import require_tvm
+
+    require_tvm()  # every check of a TVM build starts here: a missing TVM is a usage error
     from tvm.relax.frontend.onnx import onnx_frontend
 
     return frozenset(onnx_frontend._get_convert_map())

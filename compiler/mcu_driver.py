@@ -10,6 +10,8 @@ a const argument array of ``kTVMFFIDLTensorPtr`` values to the kernel's packed e
 window of the arena (the kernels free last in, first out), so nothing uses a heap. The ABI
 structs are declared in ``ek_tvm_abi.h`` with fixed-width fields (arm-none-eabi uses short enums;
 TVM's code reads 32-bit device types), so no TVM header is needed to build the firmware.
+The object's global symbols (entry points, the hooks it calls) carry the library's prefix
+(:func:`library_symbol`), so libraries built with different ``--name`` link into one image.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import numpy as np
 
 from edgekit.compiler.lower import Plan
 from edgekit.compiler.mcu_arena import ArenaPlan
-from edgekit.naming import SymbolTable, c_comment, require_identifier
-from edgekit.plugins.mcu.emit_c import c_float, header_opening
+from edgekit.naming import SymbolTable, require_identifier
+from edgekit.plugins.mcu.emit_c import build_macros, c_float, header_opening, io_macros, type_macros
 
 ABI_HEADER = "ek_tvm_abi.h"
+#: Run-time symbols TVM's kernels call and the driver defines (see :func:`_runtime_shims`).
+RUNTIME_HOOKS = frozenset({"__TVMBackendAllocWorkspace", "__TVMBackendFreeWorkspace", "TVMBackendAllocWorkspace",
+                           "TVMBackendFreeWorkspace", "__TVMBackendParallelLaunch", "__TVMBackendParallelBarrier"})
 ARENA_ALIGN = 16  # the arena planner's alignment; TVM's kernels were built for aligned tensors
 _C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t",
             "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t",
@@ -89,33 +94,52 @@ def _macro(name: str) -> str:
     return name.upper()
 
 
-def emit_header(plan: Plan, names: Names, arena: ArenaPlan, io_names: dict[str, str]) -> str:
+IO_ALIGN = 4  # what run_io checks of every input and output buffer
+
+
+def emit_header(plan: Plan, names: Names, arena: ArenaPlan, io_names: dict[str, str], info=None,
+                layouts: tuple[list[str], list[str]] | None = None) -> str:
+    """``info``: the build record (an ``edgekit.plugins.mcu.build_info.BuildInfo``), ``layouts``:
+    each input's and output's layout, as the mcu-c back end's header gives them."""
+    from edgekit.plugins.mcu.build_info import BuildInfo
+
     p, P = names.prefix, names.upper
-    lines = [*header_opening(p, "back end mcu-c, TVM kernels", "kernel"),
+    info = info or BuildInfo(kernels="tvm")
+    lines = [*header_opening(p, "back end mcu-c, TVM kernels", "kernel", info), *build_macros(p, info),
              "/* Bytes of working memory one inference needs: the tensors between kernels and each",
              f" * kernel's workspace ({arena.workspace_bytes} B at most), planned together. The arena must be",
              f" * {P}_ARENA_ALIGN-byte aligned. Inputs/outputs are not in it. */",
              f"#define {P}_ARENA_SIZE {arena.arena_bytes}u", f"#define {P}_ARENA_ALIGN {ARENA_ALIGN}u",
+             "/* The output buffers serve as nothing but outputs. */",
+             f"#define {P}_OUTPUT_WORKSPACE_BYTES 0u",
              f"#define {P}_NUM_INPUTS {len(plan.inputs)}", f"#define {P}_NUM_OUTPUTS {len(plan.outputs)}",
-             f"#define {P}_NUM_LAYERS {len(plan.calls)}", ""]
+             f"#define {P}_NUM_LAYERS {len(plan.calls)}", "", *type_macros(p)]
     for kind, slots in (("INPUT", plan.inputs), ("OUTPUT", plan.outputs)):
         for i, slot_name in enumerate(slots):
             slot = plan.slots[slot_name]
-            count = int(np.prod(slot.shape, dtype=np.int64))
-            lines += [f"/* {kind.lower()} {i}: '{c_comment(io_names.get(slot_name, slot_name))}' {slot.dtype} "
-                      f"{slot.shape} */",
-                      f"#define {P}_{kind}_{i}_COUNT {count}", f"#define {P}_{kind}_{i}_BYTES {slot.nbytes}",
-                      f"#define {P}_{kind}_{i}_RANK {len(slot.shape)}",
-                      f"#define {P}_{kind}_{i}_SHAPE {{{', '.join(map(str, slot.shape))}}}", ""]
+            known = layouts is not None and len(layouts[kind == "OUTPUT"]) == len(slots)
+            layout = layouts[kind == "OUTPUT"][i] if known and len(slot.shape) == 4 else ""
+            lines += [*io_macros(p, kind, i, io_names.get(slot_name, slot_name), slot.dtype, slot.shape, layout,
+                                 IO_ALIGN, ctype=_C_TYPES[slot.dtype]), ""]
     lines += [f"/* Runs one inference. inputs[i]/outputs[i] point to buffers of {P}_INPUT_i_BYTES /",
-              f" * {P}_OUTPUT_i_BYTES bytes, 4-byte aligned. Returns 0, -1 on a NULL or misaligned",
-              " * argument, or the failing kernel's nonzero status. Not reentrant (static tensors). */",
+              f" * {P}_OUTPUT_i_BYTES bytes, {IO_ALIGN}-byte aligned; `arena` to {P}_ARENA_ALIGN bytes. Returns 0,",
+              " * -1 (touching nothing) when `inputs`, `outputs`, a buffer or the arena is NULL or misaligned,",
+              " * or the failing kernel's nonzero status. Not reentrant (static tensors). */",
               f"int {p}_run_io(const void *const inputs[], void *const outputs[], uint8_t *arena);", "",
               "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
     return "\n".join(lines)
 
 
+def library_symbol(prefix: str, symbol: str) -> str:
+    """``symbol`` of TVM's object (a kernel entry point, a run-time hook) as the library's object
+    defines or calls it: under the library's prefix, so that libraries built with different
+    ``--name`` link into one image (see ``mcu_library._prefix_symbols``)."""
+    return f"{prefix}_{symbol}" if prefix else symbol
+
+
 def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[str]) -> str:
+    """``kernel_symbols``: the symbols of TVM's object as TVM wrote it; the object itself has its
+    global symbols renamed to :func:`library_symbol` names."""
     p, P = names.prefix, names.upper
     out = [f"/* {p}.c: generated by edgekit (back end mcu-c, TVM kernels in {p}_kernels.o). Do not edit.",
            f" * {len(plan.calls)} kernel calls over one static arena of {P}_ARENA_SIZE bytes; no heap, no TVM runtime. */",
@@ -125,8 +149,9 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
     out.append("")
     for kernel in plan.kernels():
         require_identifier(kernel, "TVM kernel name")  # TVM names its kernels; still, only identifiers reach the C
-        out.append(f"int __tvm_ffi_{kernel}(void *self, const ek_tvm_any *args, int32_t num_args, ek_tvm_any *result);")
-    out += ["", *_runtime_shims(kernel_symbols), ""]
+        out.append(f"int {library_symbol(p, '__tvm_ffi_' + kernel)}(void *self, const ek_tvm_any *args, "
+                   "int32_t num_args, ek_tvm_any *result);")
+    out += ["", *_runtime_shims(kernel_symbols, p), ""]
     for step, (offset, size) in enumerate(arena.workspace):
         if size:
             out.append(f"#define WS{step}_OFFSET {offset}u /* call {step}: {plan.calls[step].kernel} */")
@@ -147,9 +172,9 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
             "    ek_tvm_any result;", "    int status;", "    unsigned i;",
             "    if (inputs == NULL || outputs == NULL) {", "        return -1;", "    }",
             f"    for (i = 0; i < {P}_NUM_INPUTS; i++) {{",
-            "        if (inputs[i] == NULL || ((uintptr_t)inputs[i] & 3u) != 0u) return -1;", "    }",
+            f"        if (inputs[i] == NULL || ((uintptr_t)inputs[i] & {IO_ALIGN - 1}u) != 0u) return -1;", "    }",
             f"    for (i = 0; i < {P}_NUM_OUTPUTS; i++) {{",
-            "        if (outputs[i] == NULL || ((uintptr_t)outputs[i] & 3u) != 0u) return -1;", "    }"]
+            f"        if (outputs[i] == NULL || ((uintptr_t)outputs[i] & {IO_ALIGN - 1}u) != 0u) return -1;", "    }"]
     if arena.arena_bytes:
         out += [f"    if (arena == NULL || ((uintptr_t)arena & ({P}_ARENA_ALIGN - 1u)) != 0u) {{",
                 "        return -1;", "    }"]
@@ -172,7 +197,8 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
         if arena.workspace[step][1]:
             out.append(f"    ek_workspace_open(arena + WS{step}_OFFSET, WS{step}_BYTES);")
         out += ["    result.type_index = EK_TVM_NONE;",
-                f"    status = __tvm_ffi_{call.kernel}(NULL, call{step}_args, {len(call.args)}, &result);"]
+                f"    status = {library_symbol(p, '__tvm_ffi_' + call.kernel)}(NULL, call{step}_args, "
+                f"{len(call.args)}, &result);"]
         if arena.workspace[step][1]:
             out.append("    ek_workspace_close();")
         out += ["    if (status != 0) return status;", "    EK_PROFILE_MARK();"]
@@ -180,8 +206,12 @@ def emit_source(plan: Plan, names: Names, arena: ArenaPlan, kernel_symbols: set[
     return "\n".join(out)
 
 
-def _runtime_shims(kernel_symbols: set[str]) -> list[str]:
-    """What TVM's runtime would give the kernels, and only what they reference."""
+def _runtime_shims(kernel_symbols: set[str], prefix: str = "") -> list[str]:
+    """What TVM's runtime would give the kernels, and only what they reference. ``prefix``: the
+    hooks are defined under the library's names (:func:`library_symbol`), as its object calls them."""
+    alloc_fn, free_fn = (library_symbol(prefix, f"TVMBackend{what}Workspace") for what in ("Alloc", "Free"))
+    alloc_ptr, free_ptr = (library_symbol(prefix, f"__TVMBackend{what}Workspace") for what in ("Alloc", "Free"))
+    launch, barrier = (library_symbol(prefix, f"__TVMBackendParallel{what}") for what in ("Launch", "Barrier"))
     out = ["/* The kernels' exception-table entries name the ARM EH personality routine; C never",
            " * unwinds through them, and a weak definition keeps libgcc's unwinder out of the image. */",
            "__attribute__((weak)) void __aeabi_unwind_cpp_pr0(void);",
@@ -206,14 +236,14 @@ def _runtime_shims(kernel_symbols: set[str]) -> list[str]:
             "    uint8_t *p = (uint8_t *)ptr;", "    (void)device_type; (void)device_id;",
             "    if (ek_ws_base == NULL || p < ek_ws_base || p > ek_ws_base + ek_ws_used) return -1;",
             "    ek_ws_used = (uint32_t)(p - ek_ws_base);", "    return 0;", "}", "",
-            *(["void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes, int code, int bits);",
-               "int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr);",
-               "void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes, int code, int bits)",
+            *([f"void *{alloc_fn}(int device_type, int device_id, uint64_t nbytes, int code, int bits);",
+               f"int {free_fn}(int device_type, int device_id, void *ptr);",
+               f"void *{alloc_fn}(int device_type, int device_id, uint64_t nbytes, int code, int bits)",
                "{", "    return ek_alloc_workspace(device_type, device_id, nbytes, code, bits);", "}",
-               "int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr)",
+               f"int {free_fn}(int device_type, int device_id, void *ptr)",
                "{", "    return ek_free_workspace(device_type, device_id, ptr);", "}"] if direct else
-              ["void *(*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = ek_alloc_workspace;",
-               "int (*__TVMBackendFreeWorkspace)(int, int, void *) = ek_free_workspace;"])]
+              [f"void *(*{alloc_ptr})(int, int, uint64_t, int, int) = ek_alloc_workspace;",
+               f"int (*{free_ptr})(int, int, void *) = ek_free_workspace;"])]
     if "__TVMBackendParallelLaunch" in kernel_symbols:
         out += [
             "", "/* One core: a parallel loop runs as one task on the calling thread. */",
@@ -221,8 +251,8 @@ def _runtime_shims(kernel_symbols: set[str]) -> list[str]:
             "    ek_tvm_parallel_env env = {NULL, 1};", "    (void)num_task;", "    return flambda(0, &env, cdata);",
             "}", "static int ek_parallel_barrier(int task_id, ek_tvm_parallel_env *penv)", "{",
             "    (void)task_id; (void)penv;", "    return 0;", "}",
-            "int (*__TVMBackendParallelLaunch)(ek_tvm_parallel_lambda, void *, int) = ek_parallel_launch;",
-            "int (*__TVMBackendParallelBarrier)(int, ek_tvm_parallel_env *) = ek_parallel_barrier;"]
+            f"int (*{launch})(ek_tvm_parallel_lambda, void *, int) = ek_parallel_launch;",
+            f"int (*{barrier})(int, ek_tvm_parallel_env *) = ek_parallel_barrier;"]
     return out
 
 

@@ -71,6 +71,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         from edgekit.compiler.default_schedule import default_schedules
         from edgekit.compiler.tuning import open_database
         from edgekit.naming import library_prefix
+        from edgekit.plugins.mcu.io_layout import io_layouts
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -99,6 +100,7 @@ class TvmMcuKernels(edgekit.KernelLibrary):
         arena = plan_arena(plan, lower.workspace_allocations(planned, kernel_target))
         timings["tvm_compile"] = time.perf_counter() - started
         symbols = _use_aeabi_helpers(target, out_dir, obj)
+        _prefix_symbols(target, out_dir, obj, prefix)
         io_names = _io_names(model, plan)
         names = mcu_driver.Names(prefix, plan)
         readers: dict[int, str] = {}
@@ -107,7 +109,8 @@ class TvmMcuKernels(edgekit.KernelLibrary):
                 if plan.slots[arg].kind == "const":
                     readers.setdefault(plan.slots[arg].index, call.kernel)
         files = {
-            f"{prefix}.h": mcu_driver.emit_header(plan, names, arena, io_names),
+            f"{prefix}.h": mcu_driver.emit_header(plan, names, arena, io_names, _build_info(context, plan),
+                                                  io_layouts(model)),
             f"{prefix}.c": mcu_driver.emit_source(plan, names, arena, symbols),
             f"{prefix}_weights.c": mcu_driver.emit_weights(plan, names, readers),
             mcu_driver.ABI_HEADER: mcu_driver.abi_header(),
@@ -161,6 +164,40 @@ def _use_aeabi_helpers(target: edgekit.Target, out_dir: Path, obj: str) -> set[s
     objcopy = target.toolchain.objcopy or sibling_tool(target.toolchain.cc, "objcopy")
     run_tool([objcopy, *renames, obj], "pointing the TVM kernels at the run-time ABI helpers", cwd=out_dir)
     return symbols()
+
+
+def _prefix_symbols(target: edgekit.Target, out_dir: Path, obj: str, prefix: str) -> None:
+    """Rename the object's global symbols (the kernels' entry points) and the run-time hooks it
+    calls (which ``<name>.c`` defines) to ``<prefix>_<symbol>``: TVM names them the same in every
+    build, so two libraries would otherwise define them twice in one image. Weak definitions (libgcc's
+    half-float helpers) stay: the linker keeps one."""
+    from edgekit.compiler.mcu_driver import RUNTIME_HOOKS, library_symbol
+    from edgekit.plugins.harness.compile import run_tool, sibling_tool
+
+    listing = run_tool([sibling_tool(target.toolchain.cc, "nm"), "-g", obj], "listing the TVM kernels' symbols",
+                       cwd=out_dir)
+    renames = []
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        kind, name = parts[-2], parts[-1]
+        defined = kind.isupper() and kind not in ("U", "W", "V")  # global, and not weak
+        # LLVM's objects hold the hooks as weak null pointers ("V") that <name>.c's definitions override
+        if defined or name in RUNTIME_HOOKS:
+            renames.append(f"--redefine-sym={name}={library_symbol(prefix, name)}")
+    if renames:
+        objcopy = target.toolchain.objcopy or sibling_tool(target.toolchain.cc, "objcopy")
+        run_tool([objcopy, *renames, obj], "renaming the TVM kernels' symbols under the library's prefix",
+                 cwd=out_dir)
+
+
+def _build_info(context: edgekit.BuildContext, plan):
+    """What ``<name>.h`` records of the build, as the mcu-c back end's own headers do."""
+    from edgekit.plugins.mcu.build_info import BuildInfo, precision_of
+
+    return BuildInfo.from_context(context).with_layers(
+        precision_of(plan.slots[call.args[-1]].dtype for call in plan.calls), static_arena=False)
 
 
 def _io_names(model, plan) -> dict[str, str]:

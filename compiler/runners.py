@@ -112,6 +112,9 @@ class TvmHostRunner(edgekit.Runner):
     def run(self, artifact_dir: Path, inputs, context):
         import numpy as np
 
+        from edgekit.compiler.requires import require_tvm
+
+        require_tvm("the tvm-host runner")
         meta = _artifact(context)
         in_names, out_names = _io_names(context)
         model = load_python_loader(Path(artifact_dir), meta)

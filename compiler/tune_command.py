@@ -119,6 +119,9 @@ def tune_command(model, target_name, trials, trials_per_task, trials_per_batch, 
     instructions a candidate executes; host targets by time, --rpc-tracker devices by time."""
     from pathlib import Path
 
+    from edgekit.compiler.requires import require_tuning
+
+    require_tuning()
     from edgekit.compiler import tuning
     from edgekit.compiler.tune_progress import SCORE_INSTRUCTIONS, SCORE_SECONDS, TuneProgress, progress_callback
     from edgekit.compiler.tune_qemu import SCALE, StopRequest

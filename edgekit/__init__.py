@@ -1,7 +1,8 @@
 """edgekit: take a trained model to an edge device.
 
-The public API for plugin authors is re-exported here; heavy modules (onnx, torch, tvm) are only
-imported where they are used, so ``edgekit --help`` stays fast."""
+``edgekit.build``, ``edgekit.run`` and ``edgekit.inspect`` are the commands as functions
+(:mod:`edgekit.api`); the public API for plugin authors is re-exported here too. Heavy modules
+(onnx, torch, tvm) are only imported where they are used, so ``edgekit --help`` stays fast."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("edgekit")
 
+# The Python API (edgekit/api.py, light: it imports onnx and the rest only when called). No module
+# of the package is named build, run or inspect, so importing a submodule never replaces these.
+from edgekit.api import Report, RunReport, build, inspect, run  # noqa: E402
+
 __all__ = [
     "Artifact", "Backend", "BuildContext", "BuildError", "EdgekitError", "KernelLibrary", "Pass",
-    "PassRecord", "PluginError", "RunResult", "Runner", "Target", "Tolerance", "UsageError", "hookimpl",
-    "model_pass", "__version__",
+    "PassRecord", "PluginError", "Report", "RunReport", "RunResult", "Runner", "Target", "Tolerance",
+    "UsageError", "build", "hookimpl", "inspect", "model_pass", "run", "__version__",
 ]

@@ -1,4 +1,4 @@
-"""The ``edgekit`` command line. Thin: parsing, settings, presentation; the work is in ``edgekit.build``.
+"""The ``edgekit`` command line. Thin: parsing, settings, presentation; the work is in ``edgekit.building``.
 
 Exit codes: 0 ok, 1 build failed, 2 usage or bad input. Every error is one line on stderr.
 """
@@ -15,7 +15,7 @@ import click
 
 from edgekit import __version__
 from edgekit.console import OneLineErrors, silent_stderr
-from edgekit.errors import EdgekitError, UsageError, one_line
+from edgekit.errors import EdgekitError, UsageError, exit_code, one_line
 from edgekit.naming import terminal_text
 
 DEBUG_ENV = "EDGEKIT_DEBUG"
@@ -31,7 +31,7 @@ def _console(stderr: bool = False):
 
 
 def handle_errors(command):
-    """Turn every failure into one line and the documented exit code."""
+    """Turn every failure into one line and the documented exit code (:func:`edgekit.errors.exit_code`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -39,7 +39,7 @@ def handle_errors(command):
             return command(*args, **kwargs)
         except EdgekitError as exc:
             click.echo(f"error: {terminal_text(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exit_code(exc))
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -56,7 +56,7 @@ def handle_errors(command):
                 raise
             click.echo(f"error: internal error {type(exc).__name__}: {terminal_text(one_line(exc))} "
                        f"(set {DEBUG_ENV}=1 for the traceback and please report it)", err=True)
-            sys.exit(1)
+            sys.exit(exit_code(exc))
 
     from edgekit.interrupts import raising_signals
 
@@ -86,12 +86,6 @@ def main() -> None:
     edgekit inspect model.onnx --target cortex-m4
     edgekit targets | plugins | passes
     """
-
-
-def _split_passes(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
@@ -149,31 +143,16 @@ def build(model, target, backend, kernels, output, force, passes, input_shape, i
           verify_samples, quantize, group_size, calibration, calibration_method, validation, accuracy_floor,
           extra, config_file, quiet):
     """Build MODEL (.onnx, .pt2 or file.py:function) for a target into an output directory."""
-    from edgekit.build import BuildRequest, build as run_build
-    from edgekit.config import find_config, load_config, merge
+    from edgekit.building import build as run_build
+    from edgekit.request import build_request
 
-    config_path = config_file or find_config(Path.cwd())
-    settings = merge(load_config(config_path), {
-        "target": target, "output": str(output) if output else None, "passes": _split_passes(passes),
-        "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
-        "verify_samples": verify_samples, "backend": backend, "quantize": quantize, "force": force})
-    if not settings.get("target"):
-        raise UsageError("no target: give --target (see `edgekit targets`) or set target in edgekit.toml")
-    stem = Path(model.partition(":")[0] if ".py:" in model else model).stem
-    request = BuildRequest(
-        model=model, target=settings["target"],
-        output=Path(settings.get("output") or f"build/{stem}-{settings['target']}"),
-        passes=settings.get("passes"), input_shapes=list(settings.get("input_shape", [])),
-        inputs_file=settings.get("inputs"), run=bool(settings.get("run")), name=settings.get("name", "model"),
-        seed=settings.get("seed", 0), verify_samples=settings.get("verify_samples", 1),
-        backend=settings.get("backend"), quantize=settings.get("quantize"),
-        force=bool(settings.get("force")), config_file=config_path,
-        options={**settings.get("options", {}), **({"kernels": kernels} if kernels else {}),
-                 **{k: v for k, v in (("calibration", calibration), ("calibration_method", calibration_method),
-                                      ("group_size", group_size),
-                                      ("validation", validation), ("accuracy_floor", accuracy_floor))
-                    if v is not None},
-                 **_parse_options(extra)})
+    # the same composition as edgekit.build(): settings file, defaults, checks (edgekit.request)
+    request = build_request(model, {
+        "target": target, "backend": backend, "kernels": kernels, "output": output, "force": force,
+        "passes": passes, "input_shape": input_shape, "inputs": inputs, "run": run_, "name": name, "seed": seed,
+        "verify_samples": verify_samples, "quantize": quantize, "group_size": group_size,
+        "calibration": calibration, "calibration_method": calibration_method, "validation": validation,
+        "accuracy_floor": accuracy_floor, "options": _parse_options(extra), "config": config_file}, cli=True)
     registry = _registry()
     if quiet:
         with silent_stderr():
@@ -196,15 +175,39 @@ def build(model, target, backend, kernels, output, force, passes, input_shape, i
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of random inputs when --input is not given.")
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Number of random inputs.")
+@click.option("--save-firmware", "save_firmware", type=click.Path(path_type=Path),
+              help="Also write a firmware image (.elf) that runs the model on these inputs by itself and "
+                   "prints the outputs (runners that build firmware: qemu).")
+@click.option("--option", "extra", multiple=True,
+              help="Back-end/runner option key=value for this run, over those the build recorded (repeatable).")
+@click.option("--save", type=click.Path(path_type=Path),
+              help="Write the device's outputs to this .npz, by output name (several samples: stacked "
+                   "along a new first axis).")
 @handle_errors
-def run_command(output, inputs, seed, samples):
+def run_command(output, inputs, seed, samples, save_firmware, extra, save):
     """Run a built OUTPUT directory again on its target's runner and compare with onnxruntime."""
-    from edgekit.build import read_report, run
+    from edgekit.building import read_report, run
     from edgekit.summary import print_run_summary
 
-    section = run(output, _registry(), inputs, seed, samples)
+    # the runner option save_firmware (edgekit.runners.PER_RUN_OPTIONS): this run's only
+    per_run = {"save_firmware": str(save_firmware)} if save_firmware else {}
+    if save:  # before the run: a path that cannot be written costs no run
+        from edgekit.userfiles import check_save_path
+
+        check_save_path(save, f"--save {save}")
+    outputs: list[dict[str, Any]] = []
+    section = run(output, _registry(), inputs, seed, samples, options={**_parse_options(extra), **per_run},
+                  device_outputs=outputs)
+    if save_firmware and not section.get("measurements", {}).get("standalone_firmware"):
+        raise UsageError(f"--save-firmware {save_firmware}: runner '{section['runner']}' wrote no firmware image")
+    if save:
+        from edgekit.results import RunReport
+
+        RunReport(section, outputs).save(save)
     layers = read_report(output).get("backend", {}).get("layers")
     print_run_summary(section, _console(), layers)
+    if save:
+        click.echo(terminal_text(f"outputs saved to {save}"))
 
 
 @main.command()
@@ -215,7 +218,7 @@ def run_command(output, inputs, seed, samples):
 def inspect(model, target, input_shape):
     """Show MODEL's ops, parameters and MACs, whether the target's back end supports each op, and the
     structure plugins recognise (e.g. mixture-of-experts layers)."""
-    from edgekit.inspect import inspect_model
+    from edgekit.inspection import inspect_model
     from edgekit.summary import print_inspection
 
     info = inspect_model(model, _registry(), target, list(input_shape))
@@ -255,7 +258,7 @@ def passes(model, target, input_shape):
     if model is None:
         print_passes(registry, _console())
         return
-    from edgekit.inspect import dry_run_passes
+    from edgekit.inspection import dry_run_passes
 
     print_pass_matches(dry_run_passes(model, registry, target, list(input_shape)), _console())
 

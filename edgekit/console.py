@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 import click
 
+from edgekit.errors import EXIT_USAGE
 from edgekit.naming import terminal_text
 
-#: exit code of a usage error (as edgekit.errors.UsageError)
-USAGE_EXIT = 2
+#: exit code of a usage error: click's own (an unknown option, a bad value) as edgekit's UsageError
+USAGE_EXIT = EXIT_USAGE
 
 
 class OneLineErrors(click.Group):

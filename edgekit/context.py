@@ -29,6 +29,9 @@ class BuildContext:
     inputs: list[dict[str, np.ndarray]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     work_dir: Path | None = None
+    # sha256 (hex) of the model file the user gave (the .py file for a factory): what report.json,
+    # and generated headers, name as the build's source
+    model_sha256: str = ""
     # files a stage adds to the output directory (pictures), by relative path
     attachments: dict[str, str] = field(default_factory=dict)
     _notes: list[Any] = field(default_factory=list)

@@ -1,27 +1,38 @@
-"""Errors a user can act on. The CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+"""Errors a user can act on. The CLI prints ``str(error)`` as one line and exits with ``exit_code``;
+the Python API (:mod:`edgekit.api`) raises them, carrying the same ``exit_code``.
+
+The exit codes of the ``edgekit`` program (README, "Exit codes") are defined here, once:
+:func:`exit_code` maps any exception to the code the program ends with after it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+#: the build (or run) failed, or edgekit hit a bug
+EXIT_FAILED = 1
+#: a usage or input error: a bad flag, model, config, target or output path
+EXIT_USAGE = 2
+
 
 class EdgekitError(Exception):
-    """Base of every error edgekit reports to a user as one line."""
+    """Base of every error edgekit reports to a user as one line; ``exit_code`` is the ``edgekit``
+    program's exit code for it."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class UsageError(EdgekitError):
     """Bad input: a missing or malformed model, flag, config or target. Exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class BuildError(EdgekitError):
     """The build ran and failed: a pass broke numerics, a back end failed, a run mismatched. Exit 1."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class PluginError(BuildError):
@@ -30,6 +41,19 @@ class PluginError(BuildError):
     def __init__(self, plugin: str, message: str):
         super().__init__(f"plugin '{plugin}': {message}")
         self.plugin = plugin
+
+
+def exit_code(exc: BaseException) -> int:
+    """The ``edgekit`` program's exit code after ``exc``: an :class:`EdgekitError`'s own
+    ``exit_code`` (2 usage or input, 1 failed build), 128 + the signal number after Ctrl-C
+    (SIGINT, 130) or SIGTERM (143), and 1 for anything else (a bug in edgekit or a plugin)."""
+    if isinstance(exc, EdgekitError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        from edgekit.interrupts import exit_status
+
+        return exit_status(exc)[1]
+    return EXIT_FAILED
 
 
 #: a message of at most this many lines and characters is one sentence wrapped (onnx's checker

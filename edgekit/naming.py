@@ -18,6 +18,7 @@ integration file turns such text into generated text only through this module:
 - **String literals** for each language a generated file is written in: C (:func:`c_string`), XML
   (:func:`xml_text`), JSON (``json.dumps``), Python (``repr``); CMake, Make, Kconfig and YAML files
   hold only identifiers made here (:func:`require_identifier` checks what a file is about to hold).
+- **Array names** in a saved ``.npz`` (:func:`array_name`): the tensor's own name, checked.
 """
 
 from __future__ import annotations
@@ -214,3 +215,14 @@ def xml_text(text: str) -> str:
     from html import escape
 
     return escape(_XML_INVALID.sub("?", str(text)), quote=True)
+
+
+def array_name(text: str) -> str:
+    """A model tensor's name as the name of an array in a ``.npz`` edgekit writes (``edgekit run
+    --save``): the name itself, which ``numpy.load`` gives back exactly (the archive member is the
+    name + ``.npy``; a zip member name is data, nothing is extracted to a path). A NUL, where
+    zipfile would cut the name short, is a BuildError."""
+    if "\0" in text:
+        raise BuildError(f"tensor name {terminal_text(text)!r} holds a NUL character, which an .npz "
+                         f"array name cannot hold")
+    return text

@@ -23,10 +23,14 @@ Outputs = list[dict[str, "np.ndarray"]]
 def scratch_rerun(runner, context: BuildContext, target: str, backend: str | None, passes: list[str],
                   options: dict[str, Any]) -> Callable[[onnx.ModelProto], Outputs]:
     """``rerun(model)``: build ``model`` as the current build was built (target, back end, passes,
-    options) in a scratch directory, run it on ``runner`` with ``context.inputs``, return its outputs."""
+    options) in a scratch directory, run it on ``runner`` with ``context.inputs``, return its outputs.
+    Options that ask the user's run for a file (``edgekit.runners.PER_RUN_OPTIONS``) stay out."""
+    from edgekit.runners import lasting_options
+
+    options = lasting_options(options)
 
     def rerun(model: onnx.ModelProto) -> Outputs:
-        from edgekit.build import BuildRequest, build
+        from edgekit.building import BuildRequest, build
 
         with tempfile.TemporaryDirectory(prefix="edgekit-rerun-") as tmp:
             source = Path(tmp) / "model.onnx"
@@ -35,7 +39,8 @@ def scratch_rerun(runner, context: BuildContext, target: str, backend: str | Non
             build(BuildRequest(model=str(source), target=target, output=out, passes=list(passes),
                                backend=backend, options=dict(options)), context.registry)
             # a context of its own: the runner reads the library's metadata from out/report.json
-            scratch = BuildContext(target=context.target, registry=context.registry, options=dict(context.options))
+            scratch = BuildContext(target=context.target, registry=context.registry,
+                                   options=lasting_options(context.options))
             return [r.outputs for r in runner.run(out, context.inputs, scratch)]
 
     return rerun

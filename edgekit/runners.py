@@ -11,6 +11,20 @@ if TYPE_CHECKING:
 
     from edgekit.context import BuildContext
 
+#: Runner options that ask one run for a file of its own: ``save_firmware`` (``edgekit run OUT
+#: --save-firmware PATH``, ``--option save_firmware=PATH``) asks for a firmware image that runs the
+#: model on the run's inputs by itself. The run the user started gets them; report.json does not
+#: keep them (a later ``edgekit run`` would write the file again), and the scratch reruns of a
+#: reference do not get them (they would write over it). A runner that writes the image names it in
+#: its measurements as ``standalone_firmware`` (the path) and ``standalone_firmware_command`` (how
+#: to run it); a runner that cannot raises a UsageError.
+PER_RUN_OPTIONS = ("save_firmware",)
+
+
+def lasting_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without :data:`PER_RUN_OPTIONS`: what a report keeps and a rerun gets."""
+    return {key: value for key, value in options.items() if key not in PER_RUN_OPTIONS}
+
 
 @dataclass
 class RunResult:

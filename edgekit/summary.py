@@ -94,7 +94,8 @@ def print_run_summary(section: dict[str, Any], console: Console,
                           f"onnxruntime's float32 evaluation")
     for key, value in sorted(measurements.items()):
         if not isinstance(value, (list, dict)):
-            console.print(f"  {key}: {_n(value)}")
+            # one line each, however long: a value may be a path or a command line to copy
+            console.print(f"  {key}: {escape(_n(value))}", soft_wrap=True)
     for reference in section.get("references", {}).values():
         style = {True: "green", False: "yellow", None: "dim"}[reference["agrees"]]
         judges = " (judges this run: the arithmetic it implements)" if reference.get("judges") else ""

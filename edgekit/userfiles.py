@@ -1,5 +1,5 @@
 """Files the user names: the model, ``--config``, ``--inputs`` and ``--calibration``/``--validation``
-data. Each must be a regular file: a FIFO or a device would block the build forever (or stream
+data, and the ``.npz`` that ``edgekit run --save`` writes (:func:`check_save_path`, :func:`write_npz`). Each must be a regular file: a FIFO or a device would block the build forever (or stream
 without end), a directory fails deep inside a reader. Arrays (``.npy``/``.npz``) are read without
 trusting their headers: the shape and dtype a header declares are checked against the bytes the file
 holds before anything is allocated, and only numeric arrays are read (edgekit never unpickles).
@@ -9,6 +9,8 @@ Every failure is a :class:`UsageError` naming the flag and the file.
 from __future__ import annotations
 
 import math
+import os
+import secrets
 import stat
 import zipfile
 from pathlib import Path
@@ -109,3 +111,58 @@ def _check_dtype(dtype: np.dtype, where: str) -> None:
     if dtype.kind not in NUMERIC_KINDS:
         raise UsageError(f"{where}: has dtype {dtype}, not numbers; save numeric arrays "
                          f"(e.g. array.astype(numpy.float32))")
+
+
+def check_save_path(path: Path, label: str) -> Path:
+    """``path`` when an ``.npz`` can be written there: it ends in ``.npz``, is not a directory or
+    other non-regular file, and its directory exists and is writable. Checked before a run, so a bad
+    path costs no run; else a UsageError that starts with ``label``."""
+    if path.suffix.lower() != ".npz":
+        raise UsageError(f"{label}: expected a file name ending in .npz (numpy.savez's format)")
+    if path.exists() and not path.is_file():
+        kind = next((name for test, name in _KINDS if test(path.stat().st_mode)), "not a regular file")
+        raise UsageError(f"{label}: is {kind}; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{label}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{label}: directory {parent} is not writable")
+    return path
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray], label: str) -> None:
+    """Write ``arrays`` to ``path`` as an uncompressed ``.npz``, atomically: into a new file beside
+    it, then renamed over it, so a reader never sees half a file and a failure leaves ``path`` as
+    it was. Its mode is an ordinary new file's (0666 less the umask), not a temporary file's 0600.
+    ``numpy.load`` reads it back by the same names."""
+    check_save_path(path, label)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as file:
+            _write_npz(file, arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"{label}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+#: the zip timestamp of every member: the same arrays give the same bytes
+NPZ_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(file: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    """What ``numpy.savez`` writes (a member ``NAME.npy`` per array), without its keyword arguments,
+    which an array named ``file`` or ``allow_pickle`` would collide with, and without timestamps."""
+    from numpy.lib import format as npy
+
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE_TIME)
+            with archive.open(info, "w", force_zip64=True) as member:
+                npy.write_array(member, np.asanyarray(array), allow_pickle=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,16 +42,22 @@ def random_inputs(model: onnx.ModelProto, count: int = 1, seed: int = DEFAULT_SE
     return sets
 
 
-def load_inputs(path: str | Path, model: onnx.ModelProto, flag: str = "--inputs") -> list[Inputs]:
+def load_inputs(path: str | Path | Mapping[str, Any] | np.ndarray, model: onnx.ModelProto,
+                flag: str = "--inputs") -> list[Inputs]:
     """User inputs from ``.npy`` (one array, the single input; a leading axis of several samples is
     allowed) or ``.npz`` (arrays named after the inputs), checked against the model's inputs.
-    ``flag`` (the option that named the file) starts every error message."""
+    ``flag`` (the option that named the file) starts every error message. From Python, ``path`` may
+    also be the arrays themselves: a dict by input name (as a .npz holds them) or one array (as a .npy)."""
     from edgekit.model import graph_inputs, numpy_dtype, tensor_dims
     from edgekit.userfiles import load_arrays
 
-    label = f"{flag} {path}"
     inputs = graph_inputs(model)
-    loaded = load_arrays(Path(path), label)
+    if isinstance(path, (Mapping, np.ndarray)):
+        label = f"{flag} (arrays)"
+        loaded = _given_arrays(path, label)
+    else:
+        label = f"{flag} {path}"
+        loaded = load_arrays(Path(path), label)
     if isinstance(loaded, np.ndarray):
         if len(inputs) != 1:
             raise UsageError(f"{label}: a .npy file feeds a single input; the model has {len(inputs)}: "
@@ -80,6 +87,25 @@ def load_inputs(path: str | Path, model: onnx.ModelProto, flag: str = "--inputs"
     if not samples:  # verifying on nothing would pass every build
         raise UsageError(f"{label}: holds no samples (a sample axis of length 0); give at least one")
     return samples
+
+
+def _given_arrays(given: Mapping[str, Any] | np.ndarray, label: str) -> np.ndarray | dict[str, np.ndarray]:
+    """Arrays handed over from Python, checked as a file's are: numeric, keyed by strings."""
+    from edgekit.userfiles import NUMERIC_KINDS
+
+    items = {"": given} if isinstance(given, np.ndarray) else dict(given)
+    arrays = {}
+    for name, value in items.items():
+        if not isinstance(name, str):
+            raise UsageError(f"{label}: arrays are named by input name (str), got {name!r}")
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as exc:  # a ragged list
+            raise UsageError(f"{label}: array {name!r} is not an array ({one_line(exc)})") from None
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise UsageError(f"{label}: array {name!r} holds {array.dtype}, not numbers")
+        arrays[name] = array
+    return arrays[""] if isinstance(given, np.ndarray) else arrays
 
 
 @functools.lru_cache(maxsize=1)

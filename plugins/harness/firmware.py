@@ -108,11 +108,14 @@ def build_firmware(meta: LibraryMeta, artifact_dir: Path, target: edgekit.Target
                    profile: bool = False, optimize: str = "-O2",
                    stack_bytes: int = DEFAULT_STACK_BYTES, heap_bytes: int = DEFAULT_HEAP_BYTES,
                    extra_cflags: tuple[str, ...] = (), uart_driver: Path | None = None,
-                   ram_inputs: bool = False) -> Firmware:
+                   ram_inputs: bool = False, program: list[Path] | None = None,
+                   generated: dict[str, str] | None = None) -> Firmware:
     """Compile the library in ``artifact_dir`` with the UART harness into ``work_dir/app.elf``.
     ``profile`` defines the library's profile macro (per-layer marks); ``uart_driver`` replaces the
     board's UART driver (a real board's port); ``ram_inputs`` reads the input records from the
-    profile's I/O region (:func:`io_region`) instead of the UART."""
+    profile's I/O region (:func:`io_region`) instead of the UART. ``program`` replaces the harness
+    sources (start-up, transport, UART driver, main) of the framed protocol, and ``generated`` adds C
+    files by name and text, compiled like them (the standalone image: :mod:`standalone`)."""
     artifact_dir, work_dir = Path(artifact_dir).resolve(), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     includes = [f"-I{artifact_dir}"] + [f"-I{artifact_dir / d}" for d in meta.include_dirs]
@@ -128,7 +131,12 @@ def build_firmware(meta: LibraryMeta, artifact_dir: Path, target: edgekit.Target
     for src, _ in lib_units:
         if not src.is_file():
             raise edgekit.UsageError(f"{src}: listed in the backend metadata's sources but missing")
-    harness_sources = harness_program_sources(target.emulator.machine, uart_driver) + [FIRMWARE_DIR / "ek_serial_main.c"]
+    harness_sources = program if program is not None else (
+        harness_program_sources(target.emulator.machine, uart_driver) + [FIRMWARE_DIR / "ek_serial_main.c"])
+    for name, text in (generated or {}).items():
+        (work_dir / name).write_text(text, encoding="utf-8")
+        harness_sources = [*harness_sources, work_dir / name]
+    # the table last: its object holds the arena and I/O buffers, the model's RAM (below)
     harness_units = [(src, harness_flags) for src in harness_sources] + [(work_dir / TABLE_FILE, harness_flags)]
     prebuilt = [artifact_dir / obj for obj in meta.objects]
     for obj in prebuilt:

@@ -63,6 +63,7 @@ class HostRunner(edgekit.Runner):
             metadata: dict[str, Any] | None = None) -> list[edgekit.RunResult]:
         meta = load_metadata(Path(artifact_dir), context, metadata)
         options = HarnessOptions.from_context(context)
+        options.refuse_save_firmware(self.name)
         blob = pack_inputs(meta, inputs)
         where = f"{meta.name} on the host"
         with tempfile.TemporaryDirectory(prefix="ek-host-") as scratch:

@@ -5,7 +5,10 @@
 - ``run_timeout``: seconds one QEMU or host run may take (default 120) before it counts as a hang.
 - ``profile_layers``: also build with the library's profile macro for per-layer counts (default True).
 - ``keep_firmware``: copy the ELF and linker map to ``<artifact_dir>/firmware/`` (default False: the
-  firmware is built in a temporary directory so output directories stay reproducible).
+  firmware is built in a temporary directory so output directories stay reproducible), and the
+  standalone image (:mod:`standalone`) as ``firmware/standalone.elf`` (``qemu`` runner).
+- ``save_firmware``: write the standalone image, the run's inputs linked in, to this path (``qemu``
+  runner; ``edgekit run OUT --save-firmware PATH`` sets it).
 - ``serial_url``: the pyserial URL of a real board for the ``serial`` runner.
 """
 
@@ -34,6 +37,7 @@ class HarnessOptions:
     run_timeout: float = DEFAULT_RUN_TIMEOUT
     profile_layers: bool = True
     keep_firmware: bool = False
+    save_firmware: str = ""
     serial_url: str = ""
 
     @classmethod
@@ -51,7 +55,14 @@ class HarnessOptions:
                                        integer=False),
                    profile_layers=bool(opts.get("profile_layers", True)),
                    keep_firmware=bool(opts.get("keep_firmware", False)),
+                   save_firmware=str(opts.get("save_firmware") or ""),
                    serial_url=str(opts.get("serial_url") or ""))
+
+    def refuse_save_firmware(self, runner: str) -> None:
+        """``save_firmware`` in a runner that builds no standalone image: say where it is built."""
+        if self.save_firmware:
+            raise edgekit.UsageError(f"save_firmware {self.save_firmware}: the '{runner}' runner saves no "
+                                     "firmware image; the 'qemu' runner of an emulated Cortex-M target does")
 
 
 def _number(opts: dict[str, Any], key: str, default: float, bounds: tuple[float, float], integer: bool) -> float:

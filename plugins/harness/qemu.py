@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import edgekit
-from edgekit.plugins.harness import counting
+from edgekit.plugins.harness import counting, standalone
 from edgekit.plugins.harness.firmware import Firmware, build_firmware, io_region
 from edgekit.plugins.harness.metadata import LibraryMeta, load_metadata
 from edgekit.plugins.harness.options import HarnessOptions
@@ -57,6 +57,7 @@ class QemuRunner(edgekit.Runner):
         target = context.target
         require_board(target)
         options = HarnessOptions.from_context(context)
+        save_to = standalone.destination(options.save_firmware) if options.save_firmware else None
         profile = options.profile_layers and bool(meta.layers)
         with tempfile.TemporaryDirectory(prefix="ek-qemu-") as scratch:
             work = Path(scratch)
@@ -88,20 +89,41 @@ class QemuRunner(edgekit.Runner):
                 if per_layer is None:
                     missing = (f"the library did not call ek_profile_mark once before and once after each "
                                f"of its {len(meta.layers)} layers (with -D{meta.profile_macro})")
+            image = None
+            if save_to or options.keep_firmware:
+                image = self._standalone(meta, artifact_dir, target, options, work / "standalone", inputs,
+                                         [outputs for outputs, _ in records])
             if options.keep_firmware:
                 keep = artifact_dir / "firmware"
                 keep.mkdir(exist_ok=True)
                 for name in ("app.elf", "app.map", "app.ld"):
                     shutil.copy2(builds[0].elf.parent / name, keep / name)
+                shutil.copy2(image.elf, keep / standalone.KEPT_NAME)
+            if save_to:
+                standalone.save(image.elf, save_to, f"save_firmware {options.save_firmware}")
         stack = max(trailer["stack_bytes"] for _, trailer in records)
         results = [edgekit.RunResult(outputs=outputs, measurements=self._measurements(
             meta, target, options, builds[0], spans[i], stack,
             per_layer[i] if per_layer else None, profiled[i] if profiled else None))
             for i, (outputs, _) in enumerate(records)]
-        if missing:
-            for result in results:
+        for result in results:
+            if missing:
                 result.measurements["instructions_per_layer_missing"] = missing
+            if save_to:
+                result.measurements["standalone_firmware"] = str(save_to)
+                result.measurements["standalone_firmware_command"] = standalone.command_text(target, save_to)
         return results
+
+    @staticmethod
+    def _standalone(meta: LibraryMeta, artifact_dir: Path, target: edgekit.Target, options: HarnessOptions,
+                    work: Path, inputs: list[dict[str, np.ndarray]], outputs: list[dict[str, np.ndarray]]) -> Firmware:
+        """The standalone image of this run's inputs, run once as a user would: it must print exactly
+        the outputs the harness image sent."""
+        image = standalone.build_standalone(meta, artifact_dir, target, work, inputs, optimize=options.optimize,
+                                            stack_bytes=options.stack_bytes)
+        standalone.check_image(image, target, meta, outputs, options.run_timeout,
+                               f"{meta.name} standalone image on {target.emulator.machine}")
+        return image
 
     @staticmethod
     def _measurements(meta: LibraryMeta, target: edgekit.Target, options: HarnessOptions, firmware: Firmware,

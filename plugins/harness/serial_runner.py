@@ -41,6 +41,7 @@ class SerialRunner(edgekit.Runner):
             metadata: dict[str, Any] | None = None) -> list[edgekit.RunResult]:
         meta = load_metadata(Path(artifact_dir), context, metadata)
         options = HarnessOptions.from_context(context)
+        options.refuse_save_firmware(self.name)
         if options.serial_url:
             where = f"{meta.name} on {options.serial_url}"
             link = open_port(options.serial_url, options.run_timeout, where)

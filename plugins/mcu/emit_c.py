@@ -8,11 +8,12 @@ sorted order, floats printed with ``%.9g`` (round-trips every float32 exactly).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.naming import SymbolTable, c_comment
+from edgekit.naming import SymbolTable, c_comment, c_string
 from edgekit.plugins.mcu.planner import MemoryPlan
 from edgekit.plugins.mcu.schedule import C_TYPES, ConstRef, CSymbol, Layer, Schedule, dims_str
 
@@ -61,10 +62,11 @@ def library_identifiers(prefix: str, sched: Schedule) -> tuple[str, ...]:
     macros of ``<prefix>.c``): reserved before any model name is given one."""
     P = prefix.upper()
     api = [f"{P}_{what}" for what in ("H", "ARENA_SIZE", "ARENA_ALIGN", "NUM_INPUTS", "NUM_OUTPUTS",
-                                       "NUM_LAYERS", "SECTION")]
+                                       "NUM_LAYERS", "SECTION", *HEADER_FIXED_MACROS)]
     api += [f"{prefix}_{what}" for what in ("run", "run_io", "arena", "expert_load", "weights", "weights_t")]
     api += [f"{P}_{kind}_{i}_{what}" for kind, tensors in (("INPUT", sched.inputs), ("OUTPUT", sched.outputs))
-            for i in range(len(tensors)) for what in ("COUNT", "BYTES", "RANK", "SHAPE", "SCALE", "ZERO_POINT")]
+            for i, name in enumerate(tensors)
+            for what in (*IO_MACROS, *(f"DIM_{d}" for d in range(len(sched.tensors[name].shape))))]
     api += [f"{prefix}_{moe.layer.name}_experts" for moe in sched.moe]
     api += [f"SCRATCH_{i}" for i in range(len(sched.layers))]
     # parameters and locals of the run functions and of the weak expert load hook
@@ -155,11 +157,76 @@ def layer_comment(layer: Layer) -> str:
     return c_comment(f"layer {layer.index}: node '{layer.node}' {layer.op} {layer.summary}")
 
 
-def header_opening(prefix: str, generator: str, step: str) -> list[str]:
-    """The start of a library header: guard, C++ linkage, and the profiling hook called around
-    each ``step`` (a layer, a kernel)."""
+#: Element type codes (<P>_DTYPE_*) and layout codes (<P>_LAYOUT_*) every library header defines.
+DTYPE_CODES = {"float32": 0, "int8": 1, "uint8": 2, "int16": 3, "int32": 4}
+LAYOUT_CODES = {"": "UNKNOWN", "NCHW": "NCHW", "NHWC": "NHWC"}
+#: Fixed macros of a header besides the sizes: <P>_<name>.
+HEADER_FIXED_MACROS = ("EDGEKIT_VERSION", "MODEL_SHA256", "OUTPUT_WORKSPACE_BYTES",
+                       *(f"DTYPE_{d.upper()}" for d in DTYPE_CODES), *(f"LAYOUT_{c}" for c in LAYOUT_CODES.values()))
+#: Per input/output macros: <P>_INPUT_<i>_<name> (and <P>_INPUT_<i>_DIM_<d>).
+IO_MACROS = ("TYPE", "DTYPE", "ALIGN", "COUNT", "BYTES", "RANK", "SHAPE", "LAYOUT", "CHANNELS", "HEIGHT",
+             "WIDTH", "SCALE", "ZERO_POINT")
+_C_ELEMENT = {"float32": "float", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t"}
+
+
+def element_align(dtype: str) -> int:
+    """The alignment the kernels need of a caller's buffer of ``dtype``: its element size (the
+    kernels read bytes of int8 data one at a time or through memcpy)."""
+    return np.dtype(dtype).itemsize
+
+
+def build_macros(prefix: str, info) -> list[str]:
+    """The header's build record: comment and macros (``info``: a :class:`.build_info.BuildInfo`)."""
+    P = prefix.upper()
+    return ["/* edgekit's version, and the sha256 of the model file it read (\"\" when the library was",
+            " * generated from a model in memory). */",
+            f'#define {P}_EDGEKIT_VERSION "{c_string(info.edgekit_version)}"',
+            f'#define {P}_MODEL_SHA256 "{c_string(info.model_sha256)}"', ""]
+
+
+def type_macros(prefix: str) -> list[str]:
+    P = prefix.upper()
+    return [f"/* Element types: {P}_INPUT_i_TYPE is the C type (declare buffers with it), {P}_INPUT_i_DTYPE",
+            f" * its code (for #if and switch), {P}_INPUT_i_ALIGN the alignment in bytes {prefix}_run_io",
+            " * checks. */",
+            *(f"#define {P}_DTYPE_{d.upper()} {code}" for d, code in DTYPE_CODES.items()),
+            f"/* Layouts: every tensor is dense and row-major over {P}_INPUT_i_SHAPE. {P}_INPUT_i_LAYOUT",
+            " * names the dimensions when the model shows them (an image op reads or writes the tensor);",
+            " * _CHANNELS, _HEIGHT and _WIDTH then give them. */",
+            *(f"#define {P}_LAYOUT_{c} {i}" for i, c in enumerate(LAYOUT_CODES.values())), ""]
+
+
+def io_macros(prefix: str, kind: str, index: int, name: str, dtype: str, shape, layout: str = "",
+              align: int | None = None, quant: tuple[float, int] | None = None, ctype: str | None = None) -> list[str]:
+    """One input's or output's macros (``kind``: INPUT or OUTPUT; ``name`` from the model, commented).
+    ``ctype``: the C element type of a dtype outside :data:`DTYPE_CODES` (which then has no _DTYPE)."""
+    P, shape = prefix.upper(), [int(d) for d in shape]
+    m = f"{P}_{kind}_{index}"
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    where = f", {layout}" if layout else ""
+    code = [f"#define {m}_DTYPE {P}_DTYPE_{dtype.upper()}"] if dtype in DTYPE_CODES else []
+    lines = [f"/* {kind.lower()} {index}: '{c_comment(name)}' {dtype} [{', '.join(map(str, shape))}]{where} */",
+             f"#define {m}_TYPE {_C_ELEMENT.get(dtype) or ctype}", *code,
+             f"#define {m}_ALIGN {align or element_align(dtype)}u",
+             f"#define {m}_COUNT {count}", f"#define {m}_BYTES {count * np.dtype(dtype).itemsize}",
+             f"#define {m}_RANK {len(shape)}", f"#define {m}_SHAPE {{{', '.join(map(str, shape)) or '1'}}}",
+             *(f"#define {m}_DIM_{d} {n}" for d, n in enumerate(shape)),
+             f"#define {m}_LAYOUT {P}_LAYOUT_{LAYOUT_CODES[layout]}"]
+    if layout:
+        c, h, w = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
+        lines += [f"#define {m}_CHANNELS {shape[c]}", f"#define {m}_HEIGHT {shape[h]}", f"#define {m}_WIDTH {shape[w]}"]
+    if quant is not None:
+        lines += [f"/* int8 data: real value = {m}_SCALE * (q - {m}_ZERO_POINT) */",
+                  f"#define {m}_SCALE {c_float(quant[0])}", f"#define {m}_ZERO_POINT {int(quant[1])}"]
+    return lines
+
+
+def header_opening(prefix: str, generator: str, step: str, info=None) -> list[str]:
+    """The start of a library header: what built it (``info``, a :class:`.build_info.BuildInfo`),
+    guard, C++ linkage, and the profiling hook called around each ``step`` (a layer, a kernel)."""
     guard = f"{prefix.upper()}_H"
-    return [f"/* {prefix}.h: generated by edgekit ({generator}). Do not edit. */",
+    built = [f" * Built by {c_comment(info.summary())}."] if info is not None else []
+    return [f"/* {prefix}.h: generated by edgekit ({generator}). Do not edit.", *built, " */",
             f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
             "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
             f"/* Profiling hook: called once before the first {step} and once after each {step}.",
@@ -169,36 +236,44 @@ def header_opening(prefix: str, generator: str, step: str) -> list[str]:
             "#define EK_PROFILE_MARK() ((void)0)", "#endif", "#endif", ""]
 
 
-def emit_header(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: bool) -> str:
+def io_alignments(sched: Schedule, plan: MemoryPlan) -> dict[str, int]:
+    """The alignment run_io checks of each input and output buffer: its element's, and 4 bytes for an
+    output that holds other tensors (float, int32) before it is written."""
+    borrowed = {output for output, _ in plan.borrowed.values()}
+    return {n: max(element_align(sched.tensors[n].dtype), 4 if n in borrowed else 1)
+            for n in sched.inputs + sched.outputs}
+
+
+def emit_header(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: bool, info=None,
+                layouts: tuple[list[str], list[str]] | None = None) -> str:
+    """``info``: the :class:`.build_info.BuildInfo` the header records (edgekit's version alone when
+    None); ``layouts``: each input's and output's layout (see :mod:`.io_layout`)."""
+    from edgekit.plugins.mcu.build_info import BuildInfo
+
     p, P = names.prefix, names.upper
-    lines = [*header_opening(p, "back end mcu-c", "layer"),
+    info = info or BuildInfo(static_arena=static_arena)
+    aligns = io_alignments(sched, plan)
+    if layouts is None or (len(layouts[0]), len(layouts[1])) != (len(sched.inputs), len(sched.outputs)):
+        layouts = ([""] * len(sched.inputs), [""] * len(sched.outputs))  # not known for these tensors
+    lines = [*header_opening(p, "back end mcu-c", "layer", info), *build_macros(p, info),
              f"/* Bytes of working memory (tensor arena) one inference needs; the arena must be",
              f" * 4-byte aligned ({P}_ARENA_ALIGN recommended). Inputs/outputs are not in it. */",
-             *([f"/* The output buffers also serve as workspace ({plan.borrowed_bytes} B) during a call:",
-                " * they must not overlap the inputs, and hold the outputs only once it returns 0. */"]
-               if plan.borrowed else []),
              f"#define {P}_ARENA_SIZE {plan.arena_bytes}u", f"#define {P}_ARENA_ALIGN 16u",
+             f"/* Bytes of the output buffers that also serve as workspace during a call. When not 0, the",
+             " * outputs must not overlap the inputs, and hold the outputs only once the call returns 0. */",
+             f"#define {P}_OUTPUT_WORKSPACE_BYTES {plan.borrowed_bytes}u",
              f"#define {P}_NUM_INPUTS {len(sched.inputs)}",
              f"#define {P}_NUM_OUTPUTS {len(sched.outputs)}",
-             f"#define {P}_NUM_LAYERS {len(sched.layers)}", ""]
+             f"#define {P}_NUM_LAYERS {len(sched.layers)}", "", *type_macros(p)]
     for kind, tensor_names in (("INPUT", sched.inputs), ("OUTPUT", sched.outputs)):
         for i, name in enumerate(tensor_names):
             t = sched.tensors[name]
             cn = names.tensors[name].upper()
-            lines += [f"/* {kind.lower()} {i}: '{c_comment(name)}' {t.dtype} [{', '.join(map(str, t.shape))}] */",
-                      f"#define {P}_{kind}_{i}_COUNT {t.count}",
-                      f"#define {P}_{kind}_{i}_BYTES {t.nbytes}",
-                      f"#define {P}_{kind}_{i}_RANK {len(t.shape)}",
-                      f"#define {P}_{kind}_{i}_SHAPE {{{', '.join(map(str, t.shape)) or '1'}}}",
+            layout = layouts[kind == "OUTPUT"][i] if len(t.shape) == 4 else ""
+            lines += [*io_macros(p, kind, i, sched.io_names.get(name, name), t.dtype, t.shape, layout,
+                                 aligns[name], sched.io_quant.get(name)),
                       f"#define {P}_{kind}_{cn}_COUNT {t.count}",
-                      f"#define {P}_{kind}_{cn}_INDEX {i}"]
-            if name in sched.io_quant:
-                scale, zero_point = sched.io_quant[name]
-                lines += [f"/* int8 data: real value = {P}_{kind}_{i}_SCALE * (q - {P}_{kind}_{i}_ZERO_POINT)"
-                          f" ('{c_comment(sched.io_names[name])}') */",
-                          f"#define {P}_{kind}_{i}_SCALE {c_float(scale)}",
-                          f"#define {P}_{kind}_{i}_ZERO_POINT {zero_point}"]
-            lines.append("")
+                      f"#define {P}_{kind}_{cn}_INDEX {i}", ""]
     from edgekit.plugins.mcu import emit_moe
 
     lines += emit_moe.header_declarations(names, sched)
@@ -206,10 +281,12 @@ def emit_header(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         lines += [f"/* The library's own arena: pass NULL as `arena` to use it. */",
                   f"extern uint8_t {p}_arena[];", ""]
     io_types = sorted({sched.tensors[n].dtype for n in sched.inputs + sched.outputs})
+    arena_rule = ("`arena`: 4-byte aligned, or NULL for the static arena" if static_arena else
+                  "`arena` is not used (NULL is fine)" if plan.arena_bytes == 0 else "`arena`: 4-byte aligned")
     lines += [f"/* Runs one inference. inputs[i]/outputs[i] point to {'/'.join(io_types)} buffers of",
-              f" * {P}_INPUT_i_COUNT / {P}_OUTPUT_i_COUNT elements. Returns 0, or -1 on a NULL or",
-              " * misaligned argument" + (" (arena NULL: the static arena is used)." if static_arena else "."),
-              " */",
+              f" * {P}_INPUT_i_COUNT / {P}_OUTPUT_i_COUNT elements aligned to {P}_INPUT_i_ALIGN /",
+              f" * {P}_OUTPUT_i_ALIGN bytes; {arena_rule}. Returns 0, or -1 (and",
+              " * touches nothing) when `inputs`, `outputs` or a buffer is NULL or misaligned. */",
               f"int {p}_run_io(const void *const inputs[], void *const outputs[], uint8_t *arena);"]
     if len(sched.inputs) == 1 and len(sched.outputs) == 1:
         lines += ["", "/* One input, one output: the same as run_io. */",
@@ -277,28 +354,36 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
                   "{"]
     else:
         lines += emit_moe.expert_run_opening(p, weights_type)
-    for i, name in enumerate(sched.inputs):
-        ct = sched.tensors[name].ctype
-        lines.append(f"    const {ct} *const in_{names.tensors[name]} = (const {ct} *)inputs[{i}];")
-    for i, name in enumerate(sched.outputs):
-        ct = sched.tensors[name].ctype
-        lines.append(f"    {ct} *const out_{names.tensors[name]} = ({ct} *)outputs[{i}];")
     if not sched.inputs:
         lines.append("    (void)inputs;")
     if plan.arena_bytes == 0:
         lines.append("    (void)arena;")
     if static_arena:
         lines += ["    if (arena == NULL) {", f"        arena = {p}_arena;", "    }"]
-    # A model whose tensors all live in the caller's buffers needs no arena: NULL is fine then.
-    checks = ["arena == NULL", "((uintptr_t)arena & 3u) != 0u"] if plan.arena_bytes > 0 else []
-    checks += [f"in_{names.tensors[n]} == NULL" for n in sched.inputs]
+    # Every pointer is checked before any is dereferenced or converted to its element type, so a
+    # bad argument returns -1 instead of reaching a kernel (a misaligned float load is undefined).
+    aligns = io_alignments(sched, plan)
+
+    def buffer_checks(array: str, index: int, align: int) -> str:
+        misaligned = f" || ((uintptr_t){array}[{index}] & {align - 1}u) != 0u" if align > 1 else ""
+        return f"{array}[{index}] == NULL{misaligned}"
+
+    checks = [] if weights_type is not None else ["inputs == NULL"] * bool(sched.inputs) + ["outputs == NULL"]
+    checks += [buffer_checks("inputs", i, aligns[n]) for i, n in enumerate(sched.inputs)]
     checks += ["W == NULL"] if weights_type is not None else []
-    checks += [f"out_{names.tensors[n]} == NULL" for n in sched.outputs]
-    # a workspace output holds int8/float tensors that kernels may read a word at a time
-    checks += [f"((uintptr_t)out_{names.tensors[n]} & 3u) != 0u"
-               for n in sorted({output for output, _ in plan.borrowed.values()})]
-    lines += [f"    if ({' || '.join(checks)}) {{", "        return -1;", "    }",
-              "    EK_PROFILE_MARK();"]
+    checks += [buffer_checks("outputs", i, aligns[n]) for i, n in enumerate(sched.outputs)]
+    # A model whose tensors all live in the caller's buffers needs no arena: NULL is fine then.
+    checks += ["arena == NULL || ((uintptr_t)arena & 3u) != 0u"] if plan.arena_bytes > 0 else []
+    condition = " ||\n        ".join(checks)
+    lines += [f"    if ({condition}) {{", "        return -1;", "    }"]
+    for i, name in enumerate(sched.inputs):
+        ct = sched.tensors[name].ctype
+        lines.append(f"    const {ct} *const in_{names.tensors[name]} = (const {ct} *)inputs[{i}];")
+    for i, name in enumerate(sched.outputs):
+        ct = sched.tensors[name].ctype
+        lines.append(f"    {ct} *const out_{names.tensors[name]} = ({ct} *)outputs[{i}];")
+    body_start = len(lines)
+    lines.append("    EK_PROFILE_MARK();")
     for i, layer in enumerate(sched.layers):
         lines.append(f"    /* {layer_comment(layer)} */")
         params_name = f"{names.layers[i]}_params" if layer.params_type else None
@@ -312,6 +397,11 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
         else:
             lines.append(f"    {call}")
         lines.append("    EK_PROFILE_MARK();")
+    # An input no layer reads (a model may ignore one) is still checked above; say it is unused.
+    body = "\n".join(lines[body_start:])
+    unused = [f"    (void)in_{names.tensors[n]};" for n in sched.inputs
+              if not re.search(rf"\bin_{names.tensors[n]}\b", body)]
+    lines[body_start:body_start] = unused
     lines += ["    return 0;", "}"]
     if len(sched.inputs) == 1 and len(sched.outputs) == 1 and weights_type is None:
         lines += ["", f"int {p}_run({_run_signature(sched)})", "{",

@@ -514,9 +514,12 @@ def try_lower(lw: Lowerer, node: onnx.NodeProto) -> bool:
     return True
 
 
-def int8_boundary(lw: Lowerer, outputs: bool = True) -> dict[str, tuple[str, tuple[float, int], onnx.NodeProto]]:
+def int8_boundary(lw: Lowerer, outputs: bool = True) \
+        -> dict[str, tuple[str, tuple[float, int], onnx.NodeProto | None]]:
     """Graph inputs quantized to int8 by their only consumer, and (``outputs``) graph outputs
-    dequantized from an int8 activation: graph tensor -> (int8 tensor, (scale, zero point), the Q/DQ node)."""
+    dequantized from an int8 activation: graph tensor -> (int8 tensor, (scale, zero point), the Q/DQ
+    node the caller's conversion replaces). That node is None for an output other nodes also read:
+    its DequantizeLinear still runs for them, from the int8 output in the caller's buffer."""
     found = {}
     graph = lw.view.model.graph
     for inp in graph.input:
@@ -535,7 +538,7 @@ def int8_boundary(lw: Lowerer, outputs: bool = True) -> dict[str, tuple[str, tup
         src = node.input[0]
         if q is not None and lw.view.dtypes.get(src) == INT8 and src not in {v[0] for v in found.values()} and \
                 src not in {i.name for i in graph.input} and src not in lw.view.graph_outputs:
-            found[out.name] = (src, q.pair, node)
+            found[out.name] = (src, q.pair, None if lw.view.consumers.get(out.name) else node)
     return found
 
 

@@ -20,7 +20,8 @@ import onnx
 import edgekit
 from edgekit.errors import BuildError
 from edgekit.plugins.mcu import emit_moe, sizes
-from edgekit.plugins.mcu.generator import MEMORY_PLAN_FILE, generate, lower_model
+from edgekit.plugins.mcu.build_info import BuildInfo, precision_of
+from edgekit.plugins.mcu.generator import MEMORY_PLAN_FILE, generate, lower_model, write_integration
 from edgekit.plugins.mcu.optable import supported_ops_list
 
 
@@ -62,12 +63,15 @@ class McuBackend(edgekit.Backend):
                        static_arena=static_arena, target_name=target.name,
                        int8_io=_int8_io(context), soft_float=_soft_float(target),
                        output_workspace=context.flag("output_workspace", True), moe_options=context.options,
-                       int8_arithmetic=_int8_arithmetic(context))
+                       int8_arithmetic=_int8_arithmetic(context), build_info=BuildInfo.from_context(context),
+                       with_integration=False)
         sched, plan = gen.schedule, gen.plan
         io_bytes = sum(sched.tensors[n].nbytes for n in sched.inputs + sched.outputs)
         measured, budget_notes = _measure_within_budget(context, out_dir, gen.prefix, gen.sources, [],
                                                         plan.arena_bytes, io_bytes,
                                                         sum(c.array.nbytes for c in sched.consts.values()))
+        # the integration files say what the C library must provide: known once the image is linked
+        files = sorted(gen.files + write_integration(gen, out_dir, gen.info.with_math(measured)))
 
         def io(names):
             return [{"name": sched.io_names.get(n, n), "c_name": sched.tensors[n].c_name,
@@ -106,6 +110,10 @@ class McuBackend(edgekit.Backend):
             "memory_plan": MEMORY_PLAN_FILE,
             "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
             "kernel_families": sorted(sched.families),
+            # the C math functions one inference reaches (linked image), and those any object of the
+            # library references (a link without --gc-sections): what needs a libm
+            "math_functions": measured["math_functions"],
+            "math_references": measured["math_references"],
             # QDQ models: the nodes that run as int8 kernels (the rest of the compute runs in float)
             "int8_nodes": list(sched.int8_nodes),
             # how they round: onnx or tflite (option int8_arithmetic, else the model's metadata)
@@ -114,7 +122,7 @@ class McuBackend(edgekit.Backend):
             # mixture-of-experts layers: each expert's section, region and bytes (see ops_moe)
             **({"moe": emit_moe.placement(gen.prefix, sched)} if sched.moe else {}),
         }
-        return edgekit.Artifact(backend=self.name, files=gen.files, metadata=metadata)
+        return edgekit.Artifact(backend=self.name, files=files, metadata=metadata)
 
 
     def _build_with(self, library: edgekit.KernelLibrary, model: onnx.ModelProto,
@@ -128,10 +136,12 @@ class McuBackend(edgekit.Backend):
         measured, budget_notes = _measure_within_budget(context, out_dir, prefix, sources, objects,
                                                         int(lib["arena_bytes"]), io_bytes)
         files = list(lib.pop("files"))
-        ctypes = {"float32": "float", "int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
+        info = BuildInfo.from_context(context).with_layers(
+            precision_of(layer["dtype"] for layer in lib["layers"]), bool(lib.get("static_arena", False)))
         integration = emit_integration.integration_files(
-            prefix, sources, objects, library.name, [ctypes.get(t["dtype"], "float") for t in lib["inputs"]],
-            [ctypes.get(t["dtype"], "float") for t in lib["outputs"]], bool(lib.get("static_arena", False)))
+            prefix, sources, objects, info.with_math(measured),
+            [emit_integration.IoSpec(t["dtype"], "quantization" in t) for t in lib["inputs"]],
+            [emit_integration.IoSpec(t["dtype"], "quantization" in t) for t in lib["outputs"]])
         for rel, text in integration.items():
             path = out_dir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +149,9 @@ class McuBackend(edgekit.Backend):
             files.append(rel)
         metadata = {**lib, "profile_macro": "EK_PROFILE", "code_bytes": measured["code_bytes"],
                     "weights_bytes": measured["weights_bytes"], "stack_estimate_bytes": sizes.STACK_ESTIMATE_BYTES,
-                    "kernel_library": library.name, "budget_exceeded": budget_notes}
+                    "kernel_library": library.name, "budget_exceeded": budget_notes,
+                    "math_functions": measured["math_functions"],
+                    "math_references": measured["math_references"]}
         return edgekit.Artifact(backend=self.name, files=sorted(files), metadata=metadata)
 
 

@@ -159,6 +159,8 @@ class Lowerer:
         self.soft_float = soft_float
         self.schedule = Schedule()
         self.skipped: set[int] = set()  # id() of nodes consumed by fusion
+        # int8 tensors passed out as graph outputs (io=int8) in place of their dequantized graph output
+        self.int8_outputs: set[str] = set()
         self._index = {id(n): i for i, n in enumerate(view.model.graph.node)}
 
     def position(self, node: onnx.NodeProto) -> int:
@@ -259,8 +261,7 @@ class Lowerer:
         (the output is a graph output, or the source is a graph input/constant)."""
         if self.view.is_const(src):
             raise self.error(node, "constant input to a view op was not folded")
-        graph_outputs = set(self.view.graph_outputs)
-        if out in graph_outputs:
+        if out in self.view.graph_outputs or out in self.int8_outputs:  # its own (caller's) buffer
             self.copy(node, src, out)
             return
         self.tensor(src)
@@ -344,7 +345,8 @@ def lower(view: GraphView, target_name: str = "", int8_io: bool | str = False, s
     sched.int8_arithmetic = lw.int8_arithmetic
     graph = view.model.graph
     boundary = ops_quant.int8_boundary(lw, outputs=int8_io is True) if int8_io else {}
-    lw.skipped.update(id(node) for _, _, node in boundary.values())
+    lw.skipped.update(id(node) for _, _, node in boundary.values() if node is not None)
+    lw.int8_outputs = {src for name, (src, _, _) in boundary.items() if name in view.graph_outputs}
     moe_layers = ops_moe.claim(lw, ops_moe.MoeOptions.from_options(moe_options or {}))
     for i, inp in enumerate(graph.input):
         name = inp.name

@@ -7,6 +7,13 @@ Technique: compile every source with the target's cflags (+ ``-ffunction-section
 defined in ``<name>_weights.c`` and its sub-libraries' ``<name>_*_weights.c`` (``nm -S``); code
 bytes = text - weights. When the toolchain
 cannot link a bare-metal image (e.g. a host compiler), the object files' text is summed instead.
+
+The same builds say which libm functions the library needs, two ways. ``math_functions``: those
+the linked image defines; after ``--gc-sections`` that is what one inference reaches, and what a
+firmware link that collects garbage sections (Zephyr always does) asks of its C library; a kernel
+file's unused function that calls ``expf`` does not count (without a linked image, every reference
+counts). ``math_references``: every libm function the objects reference, what a link without
+``--gc-sections`` needs.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from edgekit.errors import BuildError
+from edgekit.plugins.mcu.build_info import LIBM_FUNCTIONS
 from edgekit.target import Target
 
 OPT_LEVELS = ("Os", "O2")
@@ -61,15 +69,24 @@ def _defined_symbol_bytes(nm_tool: str, obj: Path, cwd: Path) -> int:
     return total
 
 
+def _math_functions(nm_tool: str, files: list[Path], cwd: Path, linked: bool) -> set[str]:
+    """libm functions a linked image defines, or (not linked) that the objects reference."""
+    proc = _check([nm_tool, "--defined-only" if linked else "--undefined-only", *map(str, files)], cwd)
+    return {line.split()[-1] for line in proc.stdout.splitlines() if line.strip()} & LIBM_FUNCTIONS
+
+
 def measure(out_dir: Path, prefix: str, sources: list[str], target: Target, objects: list[str] = ()) -> dict:
-    """{"code_bytes": {"Os": int, "O2": int}, "weights_bytes": int, "linked": bool}. ``objects``
-    (prebuilt, e.g. TVM's kernels) are linked as they are at both levels."""
+    """{"code_bytes": {"Os": int, "O2": int}, "weights_bytes": int, "linked": bool,
+    "math_functions": [...], "math_references": [...]} (libm functions, at either level).
+    ``objects`` (prebuilt, e.g. TVM's kernels) are linked as they are at both levels."""
     cc = _tool(target, "cc", "cc")
     size_tool, nm_tool = _tool(target, "size", "size"), _tool(target, "nm", "nm")
     if shutil.which(cc) is None or shutil.which(size_tool) is None:
         raise BuildError(f"target '{target.name}': compiler '{cc}' or '{size_tool}' not found; "
                          f"install the target's toolchain to measure code size")
     result: dict = {"code_bytes": {}, "weights_bytes": 0, "linked": True}
+    math: set[str] = set()
+    references: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="edgekit-size-") as tmp:
         tmpdir = Path(tmp)
         base = [cc, *target.toolchain.cflags, "-std=c99", "-ffunction-sections", "-fdata-sections",
@@ -91,17 +108,22 @@ def measure(out_dir: Path, prefix: str, sources: list[str], target: Target, obje
                 obj = tmpdir / f"{opt}_{i}_{Path(src).stem}.o"
                 _check([*base, f"-{opt}", "-c", str(out_dir / src), "-o", str(obj)], tmpdir)
                 objs.append(obj)
+            references |= _math_functions(nm_tool, objs, tmpdir, linked=False)
             elf = tmpdir / f"{opt}.elf"
             link = subprocess.run([cc, *target.toolchain.cflags, "-nostartfiles", "--specs=nano.specs",
                                    "-Wl,--gc-sections", f"-Wl,-e,{prefix}_run_io", "-o", str(elf),
                                    *map(str, objs), "-lm"], cwd=tmpdir, capture_output=True, text=True)
             if link.returncode == 0:
                 text = _text_bytes(size_tool, [elf], tmpdir)
+                math |= _math_functions(nm_tool, [elf], tmpdir, linked=True)
             else:
                 result["linked"] = False
                 text = _text_bytes(size_tool, objs, tmpdir)
+                math |= _math_functions(nm_tool, objs, tmpdir, linked=False)
             result["code_bytes"][opt] = text - weights
             result["weights_bytes"] = weights
+    result["math_functions"] = sorted(math)
+    result["math_references"] = sorted(references | math)
     return result
 
 

@@ -187,7 +187,7 @@ def test_pt2_loading_never_unpickles_arbitrary_objects():
 
 
 def test_run_restores_the_build_options(tmp_path):
-    from edgekit.build import run
+    from edgekit.building import run
     from edgekit.registry import Registry
 
     from edgekit import RunResult

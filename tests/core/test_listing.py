@@ -42,7 +42,7 @@ def test_inspect_reports_ops_macs_and_support(resnet8):
 
 
 def test_inspect_json_api_flags_unsupported_ops(tmp_path):
-    from edgekit.inspect import inspect_model
+    from edgekit.inspection import inspect_model
     from edgekit.registry import Registry
     from tests.core.onnx_factory import conv_relu_model, save
 
@@ -86,7 +86,7 @@ def test_passes_dry_run_on_a_model_shows_matches(tmp_path):
     model = conv_relu_model()
     model.graph.node.append(helper.make_node("Identity", ["y"], ["y_copy"], name="dead_identity"))
     path = save(model, tmp_path / "m.onnx")
-    from edgekit.inspect import dry_run_passes
+    from edgekit.inspection import dry_run_passes
     from edgekit.registry import Registry
 
     results = {r["pass"]: r for r in dry_run_passes(path, Registry(), None, [])}

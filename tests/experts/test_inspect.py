@@ -84,7 +84,7 @@ def test_a_partitioned_model_is_described_from_its_metadata(moe_onnx, tmp_path):
 
 
 def test_a_model_without_moe_has_no_moe_table(resnet8):
-    from edgekit.inspect import inspect_model
+    from edgekit.inspection import inspect_model
     from edgekit.registry import default_registry
 
     result = run_edgekit("inspect", str(resnet8))

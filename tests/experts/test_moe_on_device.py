@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.moe import moe_layers
 from edgekit.plugins.experts.graph import run_exposing
 from edgekit.plugins.mcu import hostbuild

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from tests.experts.conftest import MOE_EXAMPLES, export
 from tests.experts.test_moe_on_device import SAMPLES, covering_inputs
 

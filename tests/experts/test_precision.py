@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 import edgekit
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.context import BuildContext
 from edgekit.moe import moe_layers
 from edgekit.plugins.experts.accuracy import output_error

@@ -47,7 +47,7 @@ def build_and_compare(model: onnx.ModelProto, target: str = "x86-64", samples: i
                       flavour: str = "float") -> dict:
     """The build's report (its ``run`` section holds the comparison); raises the build's error
     (EdgekitError) on any mismatch."""
-    from edgekit.build import BuildRequest, build
+    from edgekit.building import BuildRequest, build
 
     with tempfile.TemporaryDirectory(prefix="ek-fuzz-") as tmp:
         path = Path(tmp) / "model.onnx"

@@ -11,7 +11,7 @@ import pytest
 from conftest import context_for
 from onnx import TensorProto, helper
 
-from edgekit.build import REFERENCE_MODEL, BuildRequest, build
+from edgekit.building import REFERENCE_MODEL, BuildRequest, build
 from edgekit.model import load_model
 from edgekit.plugins.harness.host import HostRunner
 from edgekit.plugins.harness.qemu import QemuRunner

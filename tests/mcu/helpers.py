@@ -32,7 +32,11 @@ def io_shapes(gen: Generated) -> tuple[list[tuple[int, ...]], list[tuple[int, ..
 
 
 def build_shared(gens: list[tuple[Path, Generated]], work: Path) -> ctypes.CDLL:
-    """One .so with every generated model of the batch and one copy of the kernels."""
+    """One .so with every generated model of the batch and one copy of the kernels (the source
+    tree's, with the plain ek_ names): generate the models with ``with_kernels=False``, since a
+    library's own kernels/ directory renames the kernel symbols under its prefix."""
+    shipped = [str(d) for d, _ in gens if (d / "kernels").exists()]
+    assert not shipped, f"generated with their own kernels (with_kernels=True): {shipped}"
     sources = [d / s for d, g in gens for s in g.model_sources] + hostbuild.kernel_sources()
     objs = hostbuild.compile_objects(sources, work / "obj", [hostbuild.KERNEL_DIR.parent])
     return ctypes.CDLL(str(hostbuild.link_shared(objs, work / "batch.so")))

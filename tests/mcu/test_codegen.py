@@ -50,8 +50,11 @@ def test_regeneration_is_byte_identical(tmp_path):
 def test_only_used_kernel_families_are_copied(tmp_path):
     gen = generate(onnx.load(str(AUTOENCODER)), tmp_path, name="ae")
     kernels = sorted(p.name for p in (tmp_path / "kernels").iterdir())
-    assert kernels == ["ek_common.h", "ek_gemm.c", "ek_gemm.h"]
+    assert kernels == ["ek_common.h", "ek_gemm.c", "ek_gemm.h", "ek_names.h"]
     assert gen.schedule.families == {"ek_gemm"}
+    # the library's kernel symbols under its own prefix: only the families it ships
+    names = (tmp_path / "kernels" / "ek_names.h").read_text()
+    assert "#define ek_gemm_f32   ae_ek_gemm_f32" in names and "ek_conv2d_f32" not in names
 
 
 def _all_ops_model() -> onnx.ModelProto:

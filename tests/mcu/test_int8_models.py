@@ -41,7 +41,7 @@ def built(tmp_path_factory):
     models, gens = {}, []
     for name, (make, shapes, exclude, *per_channel) in CASES.items():
         qdq = qdq_models.quantize(make(), shapes, exclude=exclude, per_channel=all(per_channel))
-        gen = generate(qdq, work / name, name=name, with_integration=False)
+        gen = generate(qdq, work / name, name=name, with_kernels=False, with_integration=False)
         models[name] = (qdq, gen, shapes)
         models[name + "/dir"] = work / name
         gens.append((work / name, gen))
@@ -198,7 +198,7 @@ def single_layers(tmp_path_factory):
     built, gens = {}, []
     for name, (nodes, shape, inits) in single_layer_cases().items():
         qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape})
-        gen = generate(qdq, work / name, name=name, with_integration=False)
+        gen = generate(qdq, work / name, name=name, with_kernels=False, with_integration=False)
         built[name] = (qdq, gen, shape)
         gens.append((work / name, gen))
     return built, build_shared(gens, work)
@@ -229,7 +229,7 @@ def test_conv_and_fc_are_bit_exact_with_the_integer_reference(single_layers, nam
 
     built, _ = single_layers
     qdq, _, shape = built[name]
-    gen = generate(qdq, tmp_path, name=name, with_integration=False, int8_io=True)
+    gen = generate(qdq, tmp_path, name=name, with_kernels=False, with_integration=False, int8_io=True)
     (layer,) = [l for l in gen.schedule.layers if l.function in ("ek_qconv_s8", "ek_qfc_s8")]
     assert [l.function for l in gen.schedule.layers] == [layer.function]  # int8 in, int8 out
     lib = build_shared([(tmp_path, gen)], tmp_path / "b")
@@ -286,7 +286,7 @@ def test_random_conv_geometries_match_onnxruntime(tmp_path):
     for i in range(24):
         nodes, shape, inits = _random_conv_case(rng)
         qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape}, samples=4, seed=i)
-        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_integration=False)
+        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_kernels=False, with_integration=False)
         assert gen.schedule.int8_nodes, shape
         cases.append((qdq, gen, shape))
         gens.append((tmp_path / f"c{i}", gen))
@@ -339,7 +339,7 @@ def test_random_int8_layers_match_onnxruntime(tmp_path, kind):
     for i in range(12):
         nodes, shape, inits = _random_layer_case(rng, kind)
         qdq = qdq_models.quantize(_single(nodes, shape, inits), {"x": shape}, samples=4, seed=i)
-        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_integration=False)
+        gen = generate(qdq, tmp_path / f"c{i}", name=f"c{i}", with_kernels=False, with_integration=False)
         cases.append((qdq, gen, shape))
         gens.append((tmp_path / f"c{i}", gen))
     lib = build_shared(gens, tmp_path / "lib")

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import version_converter
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.registry import default_registry
 from tests.mcu import qdq_models
 

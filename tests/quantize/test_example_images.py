@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.registry import default_registry
 
 logging.getLogger().setLevel(logging.ERROR)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.cli import main
 from edgekit.registry import default_registry
 from tests.mcu import qdq_models

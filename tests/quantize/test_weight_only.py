@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.build import BuildRequest, build
+from edgekit.building import BuildRequest, build
 from edgekit.plugins.mcu import hostbuild
 from edgekit.plugins.mcu.generator import generate
 from edgekit.plugins.mcu.graph import dequantize_linear

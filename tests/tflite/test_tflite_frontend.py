@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("tflite")
 tflm = pytest.importorskip("tflite_micro")
 
-from edgekit.build import BuildRequest, build  # noqa: E402
+from edgekit.building import BuildRequest, build  # noqa: E402
 from edgekit.plugins.mcu import qmath  # noqa: E402
 from edgekit.plugins.tflite import oracle  # noqa: E402
 from edgekit.plugins.tflite.convert import convert  # noqa: E402

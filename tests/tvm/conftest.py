@@ -26,7 +26,7 @@ def tvm_registry():
 
 
 def build(model: Path, target: str, out: Path, run: bool, **options):
-    from edgekit.build import BuildRequest, build as edgekit_build
+    from edgekit.building import BuildRequest, build as edgekit_build
 
     request = BuildRequest(model=str(model), target=target, output=out, run=run, backend="tvm",
                            options=options)

@@ -86,7 +86,7 @@ def test_misaligned_buffers_are_refused_not_read(builds):
 
 
 def test_edgekit_run_reruns_the_aarch64_artifact(builds, registry):
-    from edgekit.build import run
+    from edgekit.building import run
 
     out, _ = builds[("ad_autoencoder", "cortex-a76")]
     section = run(out, registry, seed=3)

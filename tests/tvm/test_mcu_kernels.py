@@ -12,7 +12,7 @@ from tests.tvm.test_unsupported import _lstm_model
 
 
 def mcu_build(model, target, out, run, **options):
-    from edgekit.build import BuildRequest, build as edgekit_build
+    from edgekit.building import BuildRequest, build as edgekit_build
     from tests.tvm.conftest import tvm_registry
 
     request = BuildRequest(model=str(model), target=target, output=out, run=run,
@@ -117,7 +117,7 @@ def test_too_small_workspace_window_fails_the_run_instead_of_corrupting(resnet8_
     """The bump allocator refuses what does not fit its window: the kernel returns an error."""
     import shutil
 
-    from edgekit.build import run
+    from edgekit.building import run
     from tests.tvm.conftest import tvm_registry
 
     out, _ = resnet8_m4

@@ -1,6 +1,6 @@
 /* ek_frame.c: frames over the UART (see ek_frame.h), and the firmware's ways out through them:
  * ek_transport_fail ('F'), exit ('X'), stdout/stderr ('T'). No semihosting, no host calls of any
- * kind: the emulator ends when the firmware requests a system reset. */
+ * kind: the emulator ends when the firmware requests a system reset (ek_system_reset, ek_startup.c). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,16 +66,6 @@ void ek_frame_text(uint8_t kind, const char *text)
     ek_frame_begin(&f, kind, n);
     ek_frame_bytes(&f, (const uint8_t *)text, n);
     ek_frame_end(&f);
-}
-
-void ek_system_reset(void)
-{
-    ek_uart_flush();
-    __asm__ volatile("dsb" ::: "memory");
-    *(volatile uint32_t *)0xE000ED0Cu = 0x05FA0004u;   /* AIRCR: VECTKEY | SYSRESETREQ */
-    __asm__ volatile("dsb" ::: "memory");
-    for (;;) {
-    }
 }
 
 void ek_transport_init(void)

@@ -28,7 +28,4 @@ void ek_frame_bytes(ek_frame *f, const uint8_t *data, uint32_t size);
 void ek_frame_end(ek_frame *f);
 void ek_frame_text(uint8_t kind, const char *text);   /* a whole frame holding a NUL-terminated text */
 
-/* Sends the last bytes, then SYSRESETREQ (QEMU runs with -no-reboot, so it exits). */
-__attribute__((noreturn)) void ek_system_reset(void);
-
 #endif /* EK_FRAME_H */

@@ -44,6 +44,10 @@ typedef struct {
 #define EK_EXIT_STACK_OVERFLOW 98
 #define EK_EXIT_FAULT 99
 
+/* Firmware only (ek_startup.c): sends the UART's last bytes, then requests a system reset
+ * (SYSRESETREQ); QEMU runs with -no-reboot, so that ends the emulator. */
+__attribute__((noreturn)) void ek_system_reset(void);
+
 /* Implemented by the transport: report a failure (EK_EXIT_FAULT, EK_EXIT_STACK_OVERFLOW...) with a
  * one-line message and stop; never returns. Must not rely on stdio or the heap: they may be broken. */
 void ek_transport_fail(uint32_t exit_code, const char *message);

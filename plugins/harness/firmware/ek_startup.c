@@ -1,14 +1,15 @@
 /* ek_startup.c: Cortex-M start-up for the harness firmware (ARMv6-M and ARMv7-M/ARMv8-M).
  *
  * Vector table, Reset_Handler (copy .data, zero .bss, enable the FPU through CPACR when the code
- * uses it, start the transport, exit(main())), one fault handler that names the fault and the
- * faulting PC, and stack painting: the free stack is filled with a pattern before an inference and
- * scanned afterwards for the lowest word that changed. */
+ * uses it, start the transport, exit(main())), the system reset every image ends with, one fault
+ * handler that names the fault and the faulting PC, and stack painting: the free stack is filled
+ * with a pattern before an inference and scanned afterwards for the lowest word that changed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ek_harness.h"
+#include "ek_uart.h"
 
 /* Linker-script symbols (ek_firmware.ld). */
 extern uint32_t __data_load[], __data_start[], __data_end[];
@@ -58,6 +59,18 @@ void Reset_Handler(void)
 #endif
     ek_transport_init();
     exit(main());
+}
+
+/* ---- the end: a system reset, which QEMU -no-reboot turns into its exit ---- */
+
+void ek_system_reset(void)
+{
+    ek_uart_flush();
+    __asm__ volatile("dsb" ::: "memory");
+    *(volatile uint32_t *)0xE000ED0Cu = 0x05FA0004u;   /* AIRCR: VECTKEY | SYSRESETREQ */
+    __asm__ volatile("dsb" ::: "memory");
+    for (;;) {
+    }
 }
 
 /* ---- faults ---- */

@@ -7,6 +7,9 @@
 #ifndef EK_COMMON_H
 #define EK_COMMON_H
 
+/* Per-library symbol names (<prefix>_ek_...): first, so every declaration below sees them. */
+#include "ek_names.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>

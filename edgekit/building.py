@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from edgekit import __version__ as edgekit_version
 from edgekit.context import BuildContext
 from edgekit.errors import BuildError, EdgekitError, PluginError, UsageError, one_line
 from edgekit.output import atomic_directory, check_output_dir, write_json
 from edgekit.passes import Tolerance
 from edgekit.references import compare_with_references, judging_reference, scratch_rerun
 from edgekit.registry import Registry
+from edgekit.runners import lasting_options
 
 REPORT_FILE = "report.json"
 REFERENCE_MODEL = "reference.onnx"  # the pipeline's output: what the artifact must compute
@@ -70,6 +73,7 @@ def build(request: BuildRequest, registry: Registry,
     source = ModelSource.parse(request.model)
     _step(progress, "front end")
     frontend, model = export_to_onnx(source, context)
+    context.model_sha256 = _sha256(source.path)  # after the front end checked it is a regular file
     model = fix_input_shapes(model, request.input_shapes, source.text)
     validate(model, source.text)
     context.inputs = (load_inputs(request.inputs_file, model) if request.inputs_file
@@ -77,7 +81,9 @@ def build(request: BuildRequest, registry: Registry,
     report = context.report
     report.update({
         "report_version": REPORT_VERSION,
-        "model": {"source": source.text, "frontend": frontend, "ops": op_counts(model),
+        "edgekit_version": edgekit_version,
+        "model": {"source": source.text, "sha256": context.model_sha256, "frontend": frontend,
+                  "ops": op_counts(model),
                   "inputs": _values(graph_inputs(model)), "outputs": _values(model.graph.output),
                   "before": model_stats(model).as_dict()},
         "target": {"name": target.name, "backend": backend.name,
@@ -86,7 +92,8 @@ def build(request: BuildRequest, registry: Registry,
         "verification": {"samples": len(context.inputs), "seed": request.seed,
                          "inputs": "user file" if request.inputs_file else "seeded random"},
         # What back ends and runners read from the context; `edgekit run` restores it.
-        "options": {k: v for k, v in sorted(context.options.items()) if k not in ("input_shapes", "seed")},
+        "options": {k: v for k, v in sorted(lasting_options(context.options).items())
+                    if k not in ("input_shapes", "seed")},
     })
     model = run_pipeline(model, passes, context, progress)
     report["model"]["after"] = model_stats(model).as_dict()
@@ -119,6 +126,21 @@ def build(request: BuildRequest, registry: Registry,
     return report
 
 
+def _sha256(path: Path) -> str:
+    """The hex sha256 of a model file (read in blocks: models can be large); "" when it is not a
+    regular file (the front end then names the problem)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
 #: Report keys that hold wall-clock times (the pipeline's per pass, a back end's per stage).
 TIME_KEYS = ("seconds", "build_seconds")
 
@@ -136,10 +158,13 @@ def _drop_times(section: Any) -> None:
 
 
 def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
-            tolerance: Tolerance, quantized_steps: float = 1.0, rerun: Callable | None = None) -> dict[str, Any]:
+            tolerance: Tolerance, quantized_steps: float = 1.0, rerun: Callable | None = None,
+            device_outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the artifact, compare with onnxruntime on ``reference_model``; raise on a mismatch.
     Plugins that know an outside reference for the user's model compare the run too
-    (:mod:`edgekit.references`; ``rerun`` lets them build and run a probe of the model)."""
+    (:mod:`edgekit.references`; ``rerun`` lets them build and run a probe of the model).
+    ``device_outputs``, when given, receives the runner's outputs, one dict per input set (the
+    report holds only figures)."""
     from edgekit.verify import compare, quantized_outputs, run_float64, run_onnxruntime
 
     expected = run_onnxruntime(reference_model, context.inputs, "reference model")
@@ -153,6 +178,8 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
     if len(results) != len(context.inputs):
         raise PluginError(runner.plugin or runner.name,
                           f"runner '{runner.name}' returned {len(results)} results for {len(context.inputs)} inputs")
+    if device_outputs is not None:
+        device_outputs.extend(dict(r.outputs) for r in results)
     steps = quantized_outputs(reference_model)
     text = context.option("quantized_tolerance_steps", None)
     try:
@@ -210,9 +237,12 @@ def execute(runner, artifact_dir: Path, reference_model, context: BuildContext,
     return section
 
 
-def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int = 0,
-        samples: int = 1) -> dict[str, Any]:
-    """Run a built output directory again (``edgekit run OUT``), with new inputs if given."""
+def run(out: Path, registry: Registry, inputs_file: str | Path | Mapping[str, Any] | None = None, seed: int = 0,
+        samples: int = 1, options: dict[str, Any] | None = None,
+        device_outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run a built output directory again (``edgekit run OUT``), with new inputs if given (a .npy or
+    .npz file, or arrays by input name: :func:`edgekit.verify.load_inputs`); ``options`` go over the
+    build's (``save_firmware``, say). ``device_outputs`` receives the outputs (:func:`execute`)."""
     from edgekit.model import load_model
     from edgekit.verify import load_inputs, random_inputs
 
@@ -222,12 +252,15 @@ def run(out: Path, registry: Registry, inputs_file: str | None = None, seed: int
     runner = _runner_for(registry, target, backend)
     reference = load_model(out / REFERENCE_MODEL)
     context = BuildContext(target=target, registry=registry, report=report, work_dir=out,
-                           options=dict(report.get("options", {})))
-    context.inputs = (load_inputs(inputs_file, reference, "--input") if inputs_file
+                           options={**report.get("options", {}), **(options or {})},
+                           model_sha256=str((report.get("model") or {}).get("sha256", "")))
+    given = inputs_file is not None and not (isinstance(inputs_file, str) and not inputs_file)
+    context.inputs = (load_inputs(inputs_file, reference, "--input") if given
                       else random_inputs(reference, samples, seed))
     rerun = scratch_rerun(runner, context, target.name, backend.name,
                           [p["name"] for p in report.get("passes", [])], context.options)
-    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps, rerun)
+    return execute(runner, out, reference, context, backend.tolerance, backend.quantized_tolerance_steps, rerun,
+                   device_outputs)
 
 
 def read_report(out: Path) -> dict[str, Any]:
