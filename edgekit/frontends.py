@@ -54,4 +54,7 @@ def export_to_onnx(source: ModelSource, context: BuildContext) -> tuple[str, onn
         from edgekit.errors import PluginError
 
         raise PluginError(plugin, f"edgekit_export_model returned {type(model).__name__}, expected onnx.ModelProto")
-    return plugin, model
+    from edgekit.model import raise_ir_version
+
+    # every pass may then add initializers or drop inputs without breaking an old (IR 3) model
+    return plugin, raise_ir_version(model)

@@ -74,6 +74,25 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+#: IR 4 dropped the rule that every initializer is also a graph input. Passes (onnx_ir's, and ours)
+#: remove unused inputs and add initializers freely, which makes an IR-3 model invalid ("X in
+#: initializer but not in graph input"); old exports and onnx.version_converter output are IR 3.
+MIN_IR_VERSION = 4
+
+
+def raise_ir_version(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` at IR version 4 or newer, in place. IR 3 forced every initializer to be listed as a
+    graph input too; those are the model's weights (``graph_inputs`` skips them), so they leave the
+    input list, where IR 4 would read them as overridable and constant folding would not fold them."""
+    if model.ir_version < MIN_IR_VERSION:
+        init_names = {t.name for t in model.graph.initializer}
+        kept = [i for i in model.graph.input if i.name not in init_names]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
+        model.ir_version = MIN_IR_VERSION
+    return model
+
+
 def validate(model: onnx.ModelProto, where: str) -> None:
     """Everything edgekit needs of an input model, as one-line UsageErrors naming what is wrong:
     ``onnx.checker`` with strict type and shape checks (cycles, wrong dtypes), a minimum opset, ops
@@ -186,6 +205,18 @@ def tensor_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
 
 
+def is_dynamic_dim(dim: int | str | None) -> bool:
+    """Whether a dim (as :func:`tensor_dims` gives it) is left to the user: exporters spell a dynamic
+    dim as a name (dim_param), no value at all, ``-1`` (paddle2onnx, some TensorFlow converters) or
+    ``0``. ``--input-shape`` fixes these; any other dim is fixed and must match it."""
+    return not isinstance(dim, int) or dim <= 0
+
+
+def _shown_dim(dim: int | str | None) -> int | str:
+    """A dim as messages show it: its size or name, '?' for a dynamic dim without a name."""
+    return dim if isinstance(dim, str) or not is_dynamic_dim(dim) else "?"
+
+
 def numpy_dtype(value: onnx.ValueInfoProto) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
 
@@ -230,8 +261,10 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: Sequence[str], where: str) 
             raise UsageError(f"--input-shape '{text}': input '{value.name}' has rank {len(current)}, "
                              f"not {len(dims)}")
         for existing, new in zip(current, dims):
-            if isinstance(existing, int) and existing != new:
-                raise UsageError(f"--input-shape '{text}': input '{value.name}' has fixed dims {current}")
+            if not is_dynamic_dim(existing) and existing != new:
+                shown = [d if not is_dynamic_dim(d) else "?" for d in current]
+                raise UsageError(f"--input-shape '{text}': input '{value.name}' has fixed dims {shown}, "
+                                 f"which {dims} contradicts; keep the fixed dims and set only the '?' ones")
         value.type.tensor_type.shape.Clear()
         for d in dims:
             value.type.tensor_type.shape.dim.add().dim_value = d
@@ -242,9 +275,9 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: Sequence[str], where: str) 
                          f"models whose tensors hold data: give a size with --input-shape {name}=...")
     dynamic = [(i.name, tensor_dims(i)) for i in inputs
                if not i.type.tensor_type.HasField("shape")
-               or any(not isinstance(d, int) or d <= 0 for d in tensor_dims(i))]
+               or any(is_dynamic_dim(d) for d in tensor_dims(i))]
     if dynamic:
-        described = "; ".join(f"'{n}' {[d if d is not None else '?' for d in dims] or 'unknown shape'}"
+        described = "; ".join(f"'{n}' {[_shown_dim(d) for d in dims] or 'unknown shape'}"
                               for n, dims in dynamic)
         raise UsageError(f"{where}: dynamic input dims in {described}; give static ones with "
                          f"--input-shape {dynamic[0][0]}=1,...")

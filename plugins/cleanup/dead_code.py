@@ -28,16 +28,27 @@ def eliminate_dead_code(model: onnx.ModelProto, context: edgekit.BuildContext) -
 
 
 def _identity_elimination(common):
-    """onnx_ir's IdentityEliminationPass, except that it keeps ``y = Identity(x)`` when x and y are
-    both graph outputs: onnx_ir (1.1) renames x to y there and lists that one value twice, so
-    output x disappears (found by differential fuzzing: two chained Reshapes, both outputs)."""
+    """onnx_ir's IdentityEliminationPass, except that it keeps ``y = Identity(x)`` when y is a graph
+    output and x cannot simply be renamed to y, which is what onnx_ir (1.1) does there:
+    - x is a graph output too: the renamed value is listed twice, so output x disappears (found by
+      differential fuzzing: two chained Reshapes, both outputs);
+    - x is not computed in y's graph: an ``If``/``Loop`` branch returning a value of the outer
+      graph (a real export's ``then: y = Identity(a)``); renaming the outer value leaves the branch
+      output produced by no node of the branch, which the checker rejects."""
 
     class KeepOutputs(common.IdentityEliminationPass):
         def _try_eliminate_identity_node(self, node) -> bool:
             x = node.inputs[0] if len(node.inputs) == 1 else None
-            if node.op_type == "Identity" and x is not None and x.is_graph_output() and \
-                    all(y.is_graph_output() for y in node.outputs):
+            if node.op_type == "Identity" and x is not None and \
+                    any(y.is_graph_output() for y in node.outputs) and \
+                    (x.is_graph_output() or not _computed_in(x, node.graph)):
                 return False
             return super()._try_eliminate_identity_node(node)
 
     return KeepOutputs()
+
+
+def _computed_in(value, graph) -> bool:
+    """Whether a node of ``graph`` itself (not an outer graph, not an input) produces ``value``."""
+    producer = value.producer()
+    return producer is not None and producer.graph is graph

@@ -51,7 +51,7 @@ TESTED_ELSEWHERE = {
 CONST_INPUTS = {
     "Conv": {1, 2}, "ConvTranspose": {1, 2}, "BatchNormalization": {1, 2, 3, 4}, "Clip": {1, 2},
     "Pad": {1, 2, 3}, "Slice": {1, 2, 3, 4}, "Reshape": {1}, "Squeeze": {1}, "Unsqueeze": {1},
-    "ReduceMean": {1}, "LSTM": {1, 2, 3, 4, 5, 6, 7}, "GRU": {1, 2, 3, 4, 5},
+    "ReduceMean": {1}, "LSTM": {1, 2, 3, 4, 5, 6, 7}, "GRU": {1, 2, 3, 4, 5}, "Resize": {1, 2, 3},
     "QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2},
 }
 

@@ -8,10 +8,10 @@ is derived from it, so what ``edgekit inspect`` reports is exactly what ``lower`
 from __future__ import annotations
 
 from edgekit.plugins.mcu import (ops_elementwise, ops_nn, ops_norm, ops_pool, ops_quant, ops_reduce,
-                                 ops_shape)
+                                 ops_resize, ops_shape)
 
 LOWERINGS: dict = {}
-for _module in (ops_nn, ops_elementwise, ops_norm, ops_pool, ops_quant, ops_reduce, ops_shape):
+for _module in (ops_nn, ops_elementwise, ops_norm, ops_pool, ops_quant, ops_reduce, ops_resize, ops_shape):
     LOWERINGS.update(_module.LOWERINGS)
 
 try:  # recurrent ops live in their own module (larger kernels)
@@ -39,6 +39,9 @@ LIMITS = {
     "ReduceSum": "as ReduceMean", "ReduceMax": "as ReduceMean", "ReduceMin": "as ReduceMean",
     "Dropout": "inference: identity; no mask output", "Expand": "constant shape",
     "Gelu": "approximate none/tanh", "LogSoftmax": "as Softmax",
+    "Resize": "opset 11+, rank-4 NCHW, H and W only; constant scales or sizes; nearest (any "
+              "nearest_mode) or linear; half_pixel, pytorch_half_pixel, align_corners, asymmetric; "
+              "no antialias",
     "Split": "output sizes from shape inference", "Gather": "constant indices",
     "QuantizeLinear": "per-tensor, float32 -> int8",
     "DequantizeLinear": "int8 activations per tensor; int8/int32/int4 constants per tensor, per axis "

@@ -327,6 +327,20 @@ def model_int8_arithmetic(model) -> str:
     return value
 
 
+def _unlowered_reason(lw: Lowerer, node: onnx.NodeProto, supported: list[str]) -> str:
+    """Why a node without a lowering is refused. An output of an element type the schedule has no
+    tensors of (the int64 indices of ArgMax/ArgMin/TopK) is named: no kernel could write it."""
+    for out in node.output:
+        elem = lw.view.dtypes.get(out) if out else None
+        if elem is not None and elem not in TENSOR_TYPES:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+            kinds = ", ".join(name for name, _, _ in TENSOR_TYPES.values())
+            return (f"op not supported by back end 'mcu-c': its output '{out}' is {dtype}, and the "
+                    f"back end has no {dtype} tensors (only {kinds}); compute {node.op_type} in the "
+                    f"application on a float32 graph output instead")
+    return f"op not supported by back end 'mcu-c'; supported ops: {', '.join(supported)}"
+
+
 def lower(view: GraphView, target_name: str = "", int8_io: bool | str = False, soft_float: bool = False,
           moe_options: dict[str, Any] | None = None, int8_arithmetic: str | None = None) -> Schedule:
     """Lower every node of the prepared graph; raises BuildError naming the first node that
@@ -369,8 +383,7 @@ def lower(view: GraphView, target_name: str = "", int8_io: bool | str = False, s
             continue
         fn = LOWERINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if fn is None:
-            raise lw.error(node, f"op not supported by back end 'mcu-c'; supported ops: "
-                                 f"{', '.join(supported_ops_list())}")
+            raise lw.error(node, _unlowered_reason(lw, node, supported_ops_list()))
         fn(lw, node)
     for i, out in enumerate(graph.output):
         name = out.name

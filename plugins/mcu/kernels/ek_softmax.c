@@ -44,13 +44,15 @@ void ek_log_softmax_f32(const ek_softmax_params *p, const float *in, float *out)
             const float *x = in + (o * len) * inner + j;
             float *y = out + (o * len) * inner + j;
             const float m = ek_slice_max(x, len, inner);
-            float sum = 0.0f, shift;
+            float sum = 0.0f, log_sum;
             for (k = 0; k < len; k++) {
                 sum += expf(x[k * inner] - m);
             }
-            shift = m + logf(sum);
+            log_sum = logf(sum);
+            /* (x - m) first: it is exact for x near m, whereas folding m + log_sum into one
+             * shift rounds that sum at m's magnitude (ulp(1e5) ~ 8e-3). */
             for (k = 0; k < len; k++) {
-                y[k * inner] = x[k * inner] - shift;
+                y[k * inner] = (x[k * inner] - m) - log_sum;
             }
         }
     }
