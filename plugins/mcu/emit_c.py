@@ -8,7 +8,6 @@ sorted order, floats printed with ``%.9g`` (round-trips every float32 exactly).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -398,10 +397,9 @@ def emit_source(names: Names, sched: Schedule, plan: MemoryPlan, static_arena: b
             lines.append(f"    {call}")
         lines.append("    EK_PROFILE_MARK();")
     # An input no layer reads (a model may ignore one) is still checked above; say it is unused.
-    body = "\n".join(lines[body_start:])
-    unused = [f"    (void)in_{names.tensors[n]};" for n in sched.inputs
-              if not re.search(rf"\bin_{names.tensors[n]}\b", body)]
-    lines[body_start:body_start] = unused
+    read = {sched.root(n) for layer in sched.layers for kind, *rest in layer.args
+            for n in ([rest[0]] if kind in ("in", "out") else rest[0] if kind == "in_list" else [])}
+    lines[body_start:body_start] = [f"    (void)in_{names.tensors[n]};" for n in sched.inputs if n not in read]
     lines += ["    return 0;", "}"]
     if len(sched.inputs) == 1 and len(sched.outputs) == 1 and weights_type is None:
         lines += ["", f"int {p}_run({_run_signature(sched)})", "{",
